@@ -1,0 +1,36 @@
+# bbconn: the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: test lint fmt-check clippy unit build demo bench crd causes
+
+## test: everything CI runs: format, lints, drift checks and the whole suite.
+test: fmt-check clippy unit
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+build:
+	$(CARGO) build --release --bin bbconn --bin bbconn-sim
+
+## crd / causes: regenerate what the drift tests compare.
+crd:
+	$(CARGO) run -q --bin bbconn -- crd > crds/bbconn.dev_bitbucketconnections.yaml
+causes:
+	$(CARGO) run -q --bin bbconn -- causes > docs/causes.md
+
+## demo: the simulator, and `bbconn check` over examples/.
+demo: build
+	bash examples/demo.sh
+
+## bench: `bbconn check` over 1,000 connections against the simulator, and the floor.
+bench:
+	$(CARGO) bench --bench check

@@ -1,0 +1,86 @@
+//! `bbconn-sim --fixture FILE [--pki-dir DIR]`: serve a fixture until SIGINT/SIGTERM.
+//!
+//! Prints one JSON line to stdout once every listener is bound:
+//! `{"listeners":{"name":"127.0.0.1:PORT",...},"ca":"DIR/ca.crt"}`. Logs go to stderr
+//! (`RUST_LOG`, default `info`).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bbconn_sim::{Fixture, Pki, Simulator};
+use clap::Parser;
+use serde_json::json;
+use tracing::{error, info};
+
+#[derive(Parser)]
+#[command(
+    name = "bbconn-sim",
+    version,
+    about = "A Bitbucket Cloud and Data Center simulator"
+)]
+struct Args {
+    /// The YAML fixture to serve.
+    #[arg(long)]
+    fixture: PathBuf,
+    /// Where to keep the CA (ca.crt, ca.key); reused when both exist. Default: a new
+    /// directory under the system temp directory.
+    #[arg(long)]
+    pki_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let fixture = Fixture::from_file(&args.fixture)?;
+    let dir = args
+        .pki_dir
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("bbconn-sim-{}", std::process::id())));
+    let pki = Pki::load_or_create(&dir)?;
+    pki.save(&dir)?;
+    let running = Simulator::start(fixture, &pki).await?;
+
+    let listeners: serde_json::Map<String, serde_json::Value> = running
+        .listeners()
+        .into_iter()
+        .map(|(name, addr)| (name, json!(addr.to_string())))
+        .collect();
+    let ca = dir.join("ca.crt");
+    let line = json!({"listeners": listeners, "ca": ca.display().to_string()});
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")?;
+    stdout.flush()?;
+    drop(stdout);
+    for (name, addr) in running.listeners() {
+        info!(listener = %name, %addr, "listening");
+    }
+
+    wait_for_signal().await?;
+    info!(requests = running.request_count(), "shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}

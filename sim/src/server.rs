@@ -1,0 +1,433 @@
+//! Listeners: TCP accept loops, TLS, HTTP/1.1 with keep-alive, faults, and the request log.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tracing::debug;
+
+use crate::fixture::{Fault, FaultKind, Fixture, Flavor, ListenerKind};
+use crate::http::{Credential, Req, Resp, parse_authorization};
+use crate::pki::{CertMode, Pki};
+use crate::{RecordedRequest, Running, SimError, cloud, dc, http as h, model, proxy};
+
+/// A bound listener.
+pub(crate) struct ListenerRt {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub kind: ListenerKind,
+    pub tls: bool,
+    pub cloud: bool,
+    pub dc: bool,
+    /// Normalised: empty, or `/x` without a trailing slash.
+    pub base_path: String,
+}
+
+/// Everything the handlers share.
+pub(crate) struct Shared {
+    pub fixture: Fixture,
+    pub listeners: Vec<ListenerRt>,
+    records: Mutex<Vec<RecordedRequest>>,
+    count: AtomicUsize,
+    fault_remaining: Vec<AtomicU64>,
+    pub cloud: cloud::State,
+    pub dc: dc::State,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|l| l.name == name)
+            .map(|l| l.addr)
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.records).clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn clear_requests(&self) {
+        lock(&self.records).clear();
+    }
+
+    pub fn record(&self, r: RecordedRequest) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if self.fixture.record_requests {
+            lock(&self.records).push(r);
+        }
+    }
+
+    /// The first fault matching this request whose `times` is not used up (and uses one).
+    fn take_fault(
+        &self,
+        listener: usize,
+        method: &Method,
+        path: &str,
+        auth: Option<&str>,
+    ) -> Option<&Fault> {
+        if self.fixture.faults.is_empty() {
+            return None;
+        }
+        let creds: Vec<String> = match auth.map(parse_authorization) {
+            Some(Credential::Basic { user, password }) => vec![user, password],
+            Some(Credential::Bearer(t)) => vec![t],
+            _ => Vec::new(),
+        };
+        let name = &self.listeners[listener].name;
+        for (i, f) in self.fixture.faults.iter().enumerate() {
+            if f.listener.as_ref().is_some_and(|l| l != name)
+                || f.path_prefix
+                    .as_ref()
+                    .is_some_and(|p| !path.starts_with(p.as_str()))
+                || f.method
+                    .as_ref()
+                    .is_some_and(|m| !m.eq_ignore_ascii_case(method.as_str()))
+                || f.credential.as_ref().is_some_and(|c| !creds.contains(c))
+            {
+                continue;
+            }
+            if f.times.is_some()
+                && self.fault_remaining[i]
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
+                    .is_err()
+            {
+                continue;
+            }
+            return Some(f);
+        }
+        None
+    }
+}
+
+fn tls_acceptor(
+    pki: &Pki,
+    mode: CertMode,
+    hosts: &[String],
+    listener: &str,
+) -> Result<TlsAcceptor, SimError> {
+    let (chain, key) = pki.try_leaf(mode, hosts)?;
+    let tls_err = |source| SimError::Tls {
+        listener: listener.to_owned(),
+        source,
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(tls_err)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+fn normalise_base_path(p: &str) -> String {
+    p.trim_end_matches('/').to_owned()
+}
+
+pub(crate) async fn start(fixture: Fixture, pki: &Pki) -> Result<Running, SimError> {
+    model::validate(&fixture)?;
+    let mut bound = Vec::new();
+    let mut listeners = Vec::new();
+    for l in &fixture.listeners {
+        let tcp = TcpListener::bind(l.bind)
+            .await
+            .map_err(|source| SimError::Bind {
+                listener: l.name.clone(),
+                bind: l.bind,
+                source,
+            })?;
+        let addr = tcp.local_addr().map_err(|source| SimError::Io {
+            what: format!("listener {}: local address", l.name),
+            source,
+        })?;
+        let acceptor = match (l.kind, l.tls_mode().cert_mode()) {
+            (ListenerKind::Http, Some(mode)) => Some(tls_acceptor(pki, mode, &l.hosts, &l.name)?),
+            _ => None,
+        };
+        listeners.push(ListenerRt {
+            name: l.name.clone(),
+            addr,
+            kind: l.kind,
+            tls: acceptor.is_some(),
+            cloud: l.serves.contains(&Flavor::Cloud),
+            dc: l.serves.contains(&Flavor::Datacenter),
+            base_path: normalise_base_path(&l.base_path),
+        });
+        bound.push((tcp, acceptor));
+    }
+    let fault_remaining = fixture
+        .faults
+        .iter()
+        .map(|f| AtomicU64::new(f.times.unwrap_or(u64::MAX)))
+        .collect();
+    let shared = Arc::new(Shared {
+        cloud: cloud::State::default(),
+        dc: dc::State::new(&fixture),
+        fixture,
+        listeners,
+        records: Mutex::new(Vec::new()),
+        count: AtomicUsize::new(0),
+        fault_remaining,
+    });
+    let (tx, rx) = watch::channel(false);
+    let tasks = bound
+        .into_iter()
+        .enumerate()
+        .map(|(i, (tcp, acceptor))| {
+            tokio::spawn(accept_loop(shared.clone(), i, tcp, acceptor, rx.clone()))
+        })
+        .collect();
+    for l in &shared.listeners {
+        debug!(listener = %l.name, addr = %l.addr, tls = l.tls, "listening");
+    }
+    Ok(Running {
+        shared,
+        shutdown: tx,
+        tasks,
+    })
+}
+
+async fn accept_loop(
+    shared: Arc<Shared>,
+    idx: usize,
+    tcp: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut conns = JoinSet::new();
+    let proxy = shared.listeners[idx].kind == ListenerKind::ConnectProxy;
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => break,
+            accepted = tcp.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let shared = shared.clone();
+                    if proxy {
+                        conns.spawn(proxy::serve(shared, idx, stream));
+                    } else {
+                        conns.spawn(serve_http(shared, idx, stream, acceptor.clone()));
+                    }
+                }
+                Err(e) => {
+                    debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}
+
+async fn serve_http(
+    shared: Arc<Shared>,
+    idx: usize,
+    stream: TcpStream,
+    acceptor: Option<TlsAcceptor>,
+) {
+    match acceptor {
+        Some(acceptor) => {
+            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve_io(shared, idx, TokioIo::new(tls), true).await,
+                Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+                Err(_) => debug!("TLS handshake timed out"),
+            }
+        }
+        None => serve_io(shared, idx, TokioIo::new(stream), false).await,
+    }
+}
+
+async fn serve_io<I>(shared: Arc<Shared>, idx: usize, io: I, tls: bool)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { handle(&shared, idx, tls, req).await }
+    });
+    if let Err(e) = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, svc)
+        .await
+    {
+        debug!(error = %e, "connection ended with an error");
+    }
+}
+
+async fn handle(
+    shared: &Shared,
+    idx: usize,
+    tls: bool,
+    req: Request<Incoming>,
+) -> Result<Resp, std::io::Error> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
+    let auth = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let record = |status: u16| RecordedRequest {
+        listener: shared.listeners[idx].name.clone(),
+        method: parts.method.to_string(),
+        path: path.clone(),
+        query: query.clone(),
+        authorization: auth.clone(),
+        status,
+    };
+
+    let mut early = None;
+    if let Some(fault) = shared.take_fault(idx, &parts.method, &path, auth.as_deref()) {
+        match fault.kind {
+            FaultKind::Slow => {
+                tokio::time::sleep(Duration::from_millis(fault.delay_ms.unwrap_or(0))).await;
+            }
+            FaultKind::Reset => {
+                shared.record(record(0));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "reset fault",
+                ));
+            }
+            _ => early = Some(fault_response(fault)),
+        }
+    }
+
+    let resp = match early {
+        Some(r) => r,
+        None => match Limited::new(body, 1 << 20).collect().await {
+            Ok(collected) => {
+                let req = Req {
+                    listener: idx,
+                    method: parts.method.clone(),
+                    path: path.clone(),
+                    query: query.clone(),
+                    headers: parts.headers.clone(),
+                    body: collected.to_bytes(),
+                    tls,
+                };
+                route(shared, req)
+            }
+            Err(_) => h::text(413, "Request body too large"),
+        },
+    };
+    debug!(listener = %shared.listeners[idx].name, method = %parts.method, %path, status = resp.status().as_u16(), "served");
+    shared.record(record(resp.status().as_u16()));
+    Ok(resp)
+}
+
+fn route(shared: &Shared, mut req: Req) -> Resp {
+    let l = &shared.listeners[req.listener];
+    if l.dc
+        && let Some(rest) = strip_base(&l.base_path, &req.path)
+    {
+        req.path = rest;
+        return dc::handle(shared, &req);
+    }
+    if l.cloud {
+        return cloud::handle(shared, &req);
+    }
+    dc::not_found()
+}
+
+/// The path below the Data Center base path, if it is a REST path (`{base}/rest...`).
+fn strip_base(base: &str, path: &str) -> Option<String> {
+    let rest = path.strip_prefix(base)?;
+    let after = rest.strip_prefix("/rest")?;
+    (after.is_empty() || after.starts_with('/')).then(|| rest.to_owned())
+}
+
+/// The plain-text body of a 429 (support.atlassian.com/bitbucket-cloud/docs/api-request-limits:
+/// "429 with a plain-text body").
+pub(crate) const RATE_LIMITED_BODY: &str = "Rate limit for this resource has been exceeded";
+
+fn fault_response(f: &Fault) -> Resp {
+    match f.kind {
+        FaultKind::RateLimited => {
+            let mut r = h::text(429, RATE_LIMITED_BODY);
+            if let Some(s) = f.retry_after {
+                h::set_header(&mut r, "retry-after", &s.to_string());
+            }
+            r
+        }
+        FaultKind::ServerError => {
+            let code = f.status.unwrap_or(503);
+            let reason = h::status(code).canonical_reason().unwrap_or("Server Error");
+            h::text(code, reason)
+        }
+        FaultKind::Oversized => {
+            let n = f.bytes.unwrap_or(5_000_000);
+            h::bytes(200, "application/json; charset=utf-8", oversized_body(n))
+        }
+        FaultKind::Redirect => {
+            let mut r = h::empty(f.status.unwrap_or(302));
+            h::set_header(&mut r, "location", f.location.as_deref().unwrap_or("/"));
+            r
+        }
+        // Handled before a response is built.
+        FaultKind::Slow | FaultKind::Reset => h::empty(500),
+    }
+}
+
+/// A JSON object of exactly `n` bytes (or the smallest such object, if `n` is tiny).
+fn oversized_body(n: usize) -> Bytes {
+    const HEAD: &[u8] = br#"{"padding":""#;
+    const TAIL: &[u8] = br#""}"#;
+    let fill = n.saturating_sub(HEAD.len() + TAIL.len());
+    let mut v = Vec::with_capacity(HEAD.len() + fill + TAIL.len());
+    v.extend_from_slice(HEAD);
+    v.resize(HEAD.len() + fill, b'x');
+    v.extend_from_slice(TAIL);
+    Bytes::from(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_base_path() {
+        assert_eq!(
+            strip_base("", "/rest/api/latest/x"),
+            Some("/rest/api/latest/x".into())
+        );
+        assert_eq!(
+            strip_base("/bitbucket", "/bitbucket/rest/api"),
+            Some("/rest/api".into())
+        );
+        assert_eq!(strip_base("/bitbucket", "/rest/api"), None);
+        assert_eq!(strip_base("", "/restful"), None);
+        assert_eq!(strip_base("", "/2.0/user"), None);
+    }
+
+    #[test]
+    fn oversized_is_exact() {
+        assert_eq!(oversized_body(5000).len(), 5000);
+        assert!(serde_json::from_slice::<serde_json::Value>(&oversized_body(100)).is_ok());
+    }
+}

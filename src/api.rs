@@ -1,0 +1,412 @@
+//! The `BitbucketConnection` API (bbconn.dev/v1alpha1): the names users write in manifests.
+//!
+//! Field names follow `shared/design/CONTRACT.md`. CEL rules reject up front what the API server
+//! can judge alone; `bbconn check` evaluates the same rules locally (kube's `cel` feature), so a
+//! pipeline and a cluster refuse the same manifests.
+
+use kube::CustomResource;
+use kube::core::Duration;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Default Bitbucket Cloud API base (CONTRACT.md).
+pub const CLOUD_API_URL: &str = "https://api.bitbucket.org/2.0";
+/// Default Bitbucket Cloud OAuth token endpoint (BITBUCKET-API.md, developer.atlassian.com/cloud/bitbucket/oauth-2).
+pub const CLOUD_TOKEN_URL: &str = "https://bitbucket.org/site/oauth2/access_token";
+
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "bbconn.dev",
+    version = "v1alpha1",
+    kind = "BitbucketConnection",
+    plural = "bitbucketconnections",
+    namespaced,
+    status = "BitbucketConnectionStatus",
+    shortname = "bbconn",
+    shortname = "bbc",
+    category = "all",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Flavor","type":"string","jsonPath":".spec.flavor"}"#,
+    printcolumn = r#"{"name":"URL","type":"string","jsonPath":".spec.url","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    cel,
+    validation = Rule::new("!has(self.spec.url) || (isURL(self.spec.url) && url(self.spec.url).getScheme() in ['http', 'https'])").message("spec.url must be an absolute http(s) URL").field_path(".spec.url"),
+    validation = Rule::new("!has(self.spec.auth.tokenUrl) || self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink']").message("spec.auth.tokenUrl is only used by the OAuth methods").field_path(".spec.auth.tokenUrl"),
+    validation = Rule::new("!has(self.spec.auth.tokenUrl) || (isURL(self.spec.auth.tokenUrl) && url(self.spec.auth.tokenUrl).getScheme() in ['http', 'https'])").message("spec.auth.tokenUrl must be an absolute http(s) URL").field_path(".spec.auth.tokenUrl"),
+    validation = Rule::new("self.spec.flavor == 'Cloud' || !(self.spec.auth.method in ['AppPassword', 'ApiToken', 'OAuthClientCredentials'])").message("methods AppPassword, ApiToken and OAuthClientCredentials exist only on Bitbucket Cloud (Data Center has HTTP access tokens, Basic and application links)").field_path(".spec.auth.method"),
+    validation = Rule::new("self.spec.flavor == 'Cloud' || has(self.spec.url)").message("spec.url is required for a Data Center server").field_path(".spec.url"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.token) || self.spec.auth.method in ['AccessToken', 'ApiToken']").message("secretRef.keys.token is only read by methods AccessToken and ApiToken").field_path(".spec.auth.secretRef.keys.token"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.password) || self.spec.auth.method in ['Basic', 'AppPassword']").message("secretRef.keys.password is only read by methods Basic and AppPassword").field_path(".spec.auth.secretRef.keys.password"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || (!has(self.spec.auth.secretRef.keys.clientId) && !has(self.spec.auth.secretRef.keys.clientSecret)) || self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink']").message("secretRef.keys.clientId and clientSecret are only read by the OAuth methods").field_path(".spec.auth.secretRef.keys"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.redirectUrl) || self.spec.auth.method == 'OAuthApplicationLink'").message("secretRef.keys.redirectUrl is only read by method OAuthApplicationLink").field_path(".spec.auth.secretRef.keys.redirectUrl")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BitbucketConnectionSpec {
+    /// Cloud or DataCenter (Server and Data Center share one REST API).
+    pub flavor: Flavor,
+    /// Base URL. Cloud: defaults to https://api.bitbucket.org/2.0. Data Center: the server's base URL, with its context path if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub auth: Auth,
+    /// Requirement bundles named after the systems that consume the connection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<Profile>,
+    /// Explicit requirements, merged with the profiles'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirements: Option<Requirements>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+    /// How often to re-check when nothing changed (Go duration, e.g. 10m). Default 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Warn this long before a token or certificate expires (Go duration). Default 720h.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning: Option<Duration>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Flavor {
+    Cloud,
+    DataCenter,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    pub method: AuthMethod,
+    pub secret_ref: SecretRef,
+    /// OAuth only. Cloud default: https://bitbucket.org/site/oauth2/access_token; Data Center: {url}/rest/oauth2/latest/token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum AuthMethod {
+    /// Cloud repository/project/workspace access token, or Data Center HTTP access token (Bearer).
+    AccessToken,
+    /// Cloud API token with scopes, sent as Basic with the Atlassian account email.
+    ApiToken,
+    /// Cloud OAuth consumer, client-credentials grant.
+    OAuthClientCredentials,
+    /// Data Center incoming application link, or Cloud consumer used with the authorization-code grant.
+    OAuthApplicationLink,
+    /// User name and password (Data Center). Works, but discouraged.
+    Basic,
+    /// Cloud app password: retired by Atlassian on 2026-07-28.
+    AppPassword,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// A Secret in the connection's namespace.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key names inside the Secret, where they differ from the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<SecretKeys>,
+}
+
+/// Key names in the Secret. Defaults: `token`; `username` + `token`; `clientId` + `clientSecret`;
+/// `clientId` + `clientSecret` + `redirectUrl`; `username` + `password`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeys {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_url: Option<String>,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    OciResourceManager,
+    OxSecurity,
+    TerraformEnterprise,
+    Codescan,
+    Hackolade,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Requirements {
+    /// Cloud token scopes, e.g. read:repository:bitbucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Data Center token permissions, e.g. REPO_ADMIN.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<DcPermission>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<RepositoryRequirement>,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+#[allow(clippy::enum_variant_names)] // the names are Bitbucket's
+pub enum DcPermission {
+    #[serde(rename = "PROJECT_READ")]
+    ProjectRead,
+    #[serde(rename = "PROJECT_WRITE")]
+    ProjectWrite,
+    #[serde(rename = "PROJECT_ADMIN")]
+    ProjectAdmin,
+    #[serde(rename = "REPO_READ")]
+    RepoRead,
+    #[serde(rename = "REPO_WRITE")]
+    RepoWrite,
+    #[serde(rename = "REPO_ADMIN")]
+    RepoAdmin,
+}
+
+impl DcPermission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DcPermission::ProjectRead => "PROJECT_READ",
+            DcPermission::ProjectWrite => "PROJECT_WRITE",
+            DcPermission::ProjectAdmin => "PROJECT_ADMIN",
+            DcPermission::RepoRead => "REPO_READ",
+            DcPermission::RepoWrite => "REPO_WRITE",
+            DcPermission::RepoAdmin => "REPO_ADMIN",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "PROJECT_READ" => DcPermission::ProjectRead,
+            "PROJECT_WRITE" => DcPermission::ProjectWrite,
+            "PROJECT_ADMIN" => DcPermission::ProjectAdmin,
+            "REPO_READ" => DcPermission::RepoRead,
+            "REPO_WRITE" => DcPermission::RepoWrite,
+            "REPO_ADMIN" => DcPermission::RepoAdmin,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryRequirement {
+    /// Data Center: PROJECT_KEY/slug; Cloud: workspace/slug.
+    #[schemars(regex(pattern = r"^[^/\s]+/[^/\s]+$"))]
+    pub name: String,
+    /// Read, Write or Admin. Default: what the profiles ask for, else Read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+pub enum Access {
+    Read,
+    Write,
+    Admin,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tls {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle_ref: Option<CaBundleRef>,
+    /// Expected SHA-256 fingerprint of the server's leaf certificate: hex, colons optional, any case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$"))]
+    pub pinned_sha256: Option<String>,
+    /// Trust the public web roots (Mozilla's set) besides the CA bundle. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_public_roots: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaBundleRef {
+    pub kind: CaBundleKind,
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Default: ca.crt
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum CaBundleKind {
+    ConfigMap,
+    Secret,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Network {
+    /// Is the server meant to be reachable from the internet? Default Public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<Exposure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_endpoint: Option<PrivateEndpoint>,
+    /// Ports a connection may use. Default [443].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_ports: Option<Vec<Port>>,
+}
+
+/// A TCP port, 1-65535.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(transparent)]
+pub struct Port(#[schemars(range(min = 1, max = 65535))] pub u32);
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Exposure {
+    #[default]
+    Public,
+    Private,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivateEndpoint {
+    /// An HTTP CONNECT proxy that reaches the private server, e.g. http://egress-proxy.infra:3128.
+    #[schemars(regex(pattern = r"^http://[^/\s]+/?$"))]
+    pub proxy_url: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BitbucketConnectionStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked_time: Option<String>,
+    /// The value of the bbconn.dev/requested-at annotation last handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_requested_at: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// One entry per failing or warning check, in check order.
+    #[serde(default)]
+    pub problems: Vec<Problem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialInfo>,
+}
+
+/// metav1.Condition, with its schema (k8s-openapi's type has none for CRDs).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    pub last_transition_time: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Problem {
+    pub check: String,
+    pub cause: String,
+    /// Error or Warning.
+    pub severity: String,
+    pub message: String,
+    pub remedy: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerInfo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor: Option<Flavor>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub not_after: String,
+    pub sha256: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialInfo {
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+}
+
+impl BitbucketConnectionSpec {
+    pub fn base_url(&self) -> &str {
+        match (&self.url, self.flavor) {
+            (Some(u), _) => u.as_str(),
+            (None, Flavor::Cloud) => CLOUD_API_URL,
+            // CEL requires url for Data Center; an empty base fails URL parsing with a clear error.
+            (None, Flavor::DataCenter) => "",
+        }
+    }
+    pub fn exposure(&self) -> Exposure {
+        self.network
+            .as_ref()
+            .and_then(|n| n.exposure)
+            .unwrap_or_default()
+    }
+    pub fn allowed_ports(&self) -> Vec<u16> {
+        match self.network.as_ref().and_then(|n| n.allowed_ports.as_ref()) {
+            Some(ports) => ports
+                .iter()
+                .filter_map(|p| u16::try_from(p.0).ok())
+                .collect(),
+            None => vec![443],
+        }
+    }
+    pub fn proxy_url(&self) -> Option<&str> {
+        self.network
+            .as_ref()
+            .and_then(|n| n.private_endpoint.as_ref())
+            .map(|p| p.proxy_url.as_str())
+    }
+    pub fn interval(&self) -> std::time::Duration {
+        self.interval
+            .map(std::time::Duration::from)
+            .unwrap_or(std::time::Duration::from_secs(600))
+    }
+    pub fn expiry_warning(&self) -> std::time::Duration {
+        self.expiry_warning
+            .map(std::time::Duration::from)
+            .unwrap_or(std::time::Duration::from_secs(720 * 3600))
+    }
+}

@@ -1,0 +1,229 @@
+//! Bitbucket Server and Data Center (REST under /rest). Sources: BITBUCKET-API.md;
+//! confluence.atlassian.com/bitbucketserver HTTP access tokens; Atlassian's DC 9.2 OpenAPI.
+
+use super::cloud::enc;
+use super::{Api, error_message};
+use crate::api::DcPermission;
+use crate::catalogue::Cause;
+use crate::checks::Finding;
+use std::collections::BTreeSet;
+
+#[derive(Clone, Debug)]
+pub enum WhoAmI {
+    Accepted {
+        user: Option<String>,
+        version: Option<String>,
+    },
+    /// 401: the exception name and message say why (an expired token may say so).
+    Rejected { exception: String, message: String },
+}
+
+/// `GET /rest/api/latest/application-properties`, authenticated: the version, and who Bitbucket
+/// took the credential for (X-AUSERNAME). A 401 here is about the credential itself, since the
+/// resource needs no permission; elsewhere a 401 can also mean a missing permission.
+pub async fn whoami(api: &mut Api<'_>) -> Result<WhoAmI, Finding> {
+    let r = api.get("/rest/api/latest/application-properties").await?;
+    match r.status.as_u16() {
+        200 => {
+            let version = r.json().and_then(|v| {
+                v.get("version")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_string)
+            });
+            if version.is_none() {
+                return Err(Finding::new(
+                    Cause::UnexpectedResponse,
+                    format!(
+                        "GET {}/rest/api/latest/application-properties did not answer with Bitbucket's application properties",
+                        api.base_path
+                    ),
+                ));
+            }
+            Ok(WhoAmI::Accepted {
+                user: r.header("x-ausername").map(str::to_string),
+                version,
+            })
+        }
+        401 => {
+            let exception = r
+                .json()
+                .and_then(|v| {
+                    v.pointer("/errors/0/exceptionName")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            Ok(WhoAmI::Rejected {
+                exception,
+                message: error_message(&r),
+            })
+        }
+        s => Err(Finding::new(
+            Cause::UnexpectedResponse,
+            format!(
+                "GET {}/rest/api/latest/application-properties answered {s}: {}",
+                api.base_path,
+                error_message(&r)
+            ),
+        )),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenMeta {
+    pub id: String,
+    pub permissions: BTreeSet<DcPermission>,
+    pub expires_at: Option<jiff::Timestamp>,
+}
+
+fn token_meta(v: &serde_json::Value) -> Option<TokenMeta> {
+    let id = v.get("id")?.as_str()?.to_string();
+    let permissions = v
+        .get("permissions")?
+        .as_array()?
+        .iter()
+        .filter_map(|p| p.as_str().and_then(DcPermission::parse))
+        .collect();
+    let created = v.get("createdDate").and_then(|d| d.as_i64());
+    let days = v.get("expiryDays").and_then(|d| d.as_i64());
+    let expires_at = match (created, days) {
+        (Some(c), Some(d)) => jiff::Timestamp::from_millisecond(c + d * 86_400_000).ok(),
+        _ => None,
+    };
+    Some(TokenMeta {
+        id,
+        permissions,
+        expires_at,
+    })
+}
+
+/// The token's own data: `GET /rest/access-tokens/latest/users/{user}[/{tokenId}]`. Without a
+/// token id, the token is known only if the user has exactly one. Bitbucket may refuse tokens
+/// here; then None, and permissions are probed instead.
+pub async fn token_metadata(
+    api: &mut Api<'_>,
+    user: &str,
+    token_id: Option<&str>,
+) -> Result<Option<TokenMeta>, Finding> {
+    let path = match token_id {
+        Some(id) => format!("/rest/access-tokens/latest/users/{}/{}", enc(user), enc(id)),
+        None => format!("/rest/access-tokens/latest/users/{}?limit=2", enc(user)),
+    };
+    let r = api.get(&path).await?;
+    if r.status.as_u16() != 200 {
+        return Ok(None);
+    }
+    let body = r.json().unwrap_or_default();
+    Ok(match token_id {
+        Some(_) => token_meta(&body),
+        None => match body.get("values").and_then(|v| v.as_array()) {
+            Some(values) if values.len() == 1 => values.first().and_then(token_meta),
+            _ => None,
+        },
+    })
+}
+
+/// Whether the credential holds `perm` anywhere: `GET /rest/api/latest/repos?permission=REPO_X`
+/// (Renovate's probe) or `/projects?permission=PROJECT_X`, read-only and needing no admin.
+pub async fn holds_anywhere(api: &mut Api<'_>, perm: DcPermission) -> Result<bool, Finding> {
+    let collection = match perm {
+        DcPermission::ProjectRead | DcPermission::ProjectWrite | DcPermission::ProjectAdmin => {
+            "projects"
+        }
+        _ => "repos",
+    };
+    let path = format!(
+        "/rest/api/latest/{collection}?permission={}&limit=1",
+        perm.as_str()
+    );
+    let r = api.get(&path).await?;
+    paged_nonempty(api, &path, &r, |_| true)
+}
+
+fn paged_nonempty(
+    api: &Api<'_>,
+    path: &str,
+    r: &crate::transport::http::Response,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Result<bool, Finding> {
+    match r.status.as_u16() {
+        200 => Ok(r
+            .json()
+            .and_then(|v| {
+                v.get("values")
+                    .and_then(|v| v.as_array())
+                    .map(|a| a.iter().any(&pred))
+            })
+            .unwrap_or(false)),
+        // A missing permission is a 401 in Data Center (AuthorisationException).
+        401 | 403 => Ok(false),
+        s => Err(Finding::new(
+            Cause::UnexpectedResponse,
+            format!(
+                "GET {}{path} answered {s}: {}",
+                api.base_path,
+                error_message(r)
+            ),
+        )),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RepoAnswer {
+    Visible { name: String },
+    NotFound(String),
+}
+
+pub async fn repository(
+    api: &mut Api<'_>,
+    project: &str,
+    slug: &str,
+) -> Result<RepoAnswer, Finding> {
+    let path = format!(
+        "/rest/api/latest/projects/{}/repos/{}",
+        enc(project),
+        enc(slug)
+    );
+    let r = api.get(&path).await?;
+    match r.status.as_u16() {
+        200 => Ok(RepoAnswer::Visible {
+            name: r
+                .json()
+                .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                .unwrap_or_else(|| slug.to_string()),
+        }),
+        // Bitbucket hides repositories the user cannot see behind 404 (or 401 for no permission).
+        404 | 401 => Ok(RepoAnswer::NotFound(error_message(&r))),
+        s => Err(Finding::new(
+            Cause::UnexpectedResponse,
+            format!(
+                "GET {}{path} answered {s}: {}",
+                api.base_path,
+                error_message(&r)
+            ),
+        )),
+    }
+}
+
+/// Whether the credential holds `perm` on project/slug: `GET /rest/api/latest/repos?projectkey=&name=&permission=`.
+pub async fn repo_permission(
+    api: &mut Api<'_>,
+    project: &str,
+    name: &str,
+    slug: &str,
+    perm: DcPermission,
+) -> Result<bool, Finding> {
+    let path = format!(
+        "/rest/api/latest/repos?projectkey={}&name={}&permission={}&limit=100",
+        enc(project),
+        enc(name),
+        perm.as_str()
+    );
+    let r = api.get(&path).await?;
+    paged_nonempty(api, &path, &r, |v| {
+        v.get("slug").and_then(|s| s.as_str()) == Some(slug)
+            && v.pointer("/project/key")
+                .and_then(|k| k.as_str())
+                .is_none_or(|k| k.eq_ignore_ascii_case(project))
+    })
+}

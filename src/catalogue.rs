@@ -1,0 +1,380 @@
+//! The one catalogue of checks and causes.
+//!
+//! Every cause a user can see (a condition's reason, `status.problems[].cause`, an event, a metric
+//! label, a line of `bbconn check`, docs/causes.md) is a row of [`CAUSES`]. Nothing else spells a
+//! cause's name, decides whether it stalls, or words its remedy.
+
+use serde::Serialize;
+use std::fmt;
+
+/// The checks, in the order they run. Each is one condition type of CONTRACT.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Check {
+    CredentialsResolved,
+    NetworkPathValid,
+    Reachable,
+    #[serde(rename = "TLSVerified")]
+    TlsVerified,
+    Authenticated,
+    ScopesSufficient,
+    RepositoryAccess,
+}
+
+impl Check {
+    pub const ALL: [Check; 7] = [
+        Check::CredentialsResolved,
+        Check::NetworkPathValid,
+        Check::Reachable,
+        Check::TlsVerified,
+        Check::Authenticated,
+        Check::ScopesSufficient,
+        Check::RepositoryAccess,
+    ];
+
+    /// The condition type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::CredentialsResolved => "CredentialsResolved",
+            Check::NetworkPathValid => "NetworkPathValid",
+            Check::Reachable => "Reachable",
+            Check::TlsVerified => "TLSVerified",
+            Check::Authenticated => "Authenticated",
+            Check::ScopesSufficient => "ScopesSufficient",
+            Check::RepositoryAccess => "RepositoryAccess",
+        }
+    }
+
+    /// What True means, for docs and for the message of a passing condition.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Check::CredentialsResolved => {
+                "the Secret exists, is readable, and holds well-formed values under the expected keys"
+            }
+            Check::NetworkPathValid => {
+                "the server's address class matches spec.network.exposure, and a private server has a usable private endpoint"
+            }
+            Check::Reachable => "DNS resolves and a TCP connection opens on an allowed port",
+            Check::TlsVerified => {
+                "the certificate chains to a trusted root, names the host, is in its validity window, and matches the pin"
+            }
+            Check::Authenticated => "the server accepts the credential",
+            Check::ScopesSufficient => "the credential holds every required scope or permission",
+            Check::RepositoryAccess => {
+                "every listed repository exists and the credential has the required access to it"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a cause does to its condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Condition False. `stalls`: retrying will not fix it until the spec, Secret or server changes
+    /// (kstatus reads `Stalled=True` as Failed).
+    Fail { stalls: bool },
+    /// Condition Unknown, Ready Unknown, retried with backoff: one blip must not flip a Ready connection.
+    Transient,
+    /// Condition stays True; a Warning problem.
+    Warn,
+    /// Condition Unknown: Bitbucket offers no side-effect-free way to verify it. A Warning problem;
+    /// it does not hold Ready back, since nothing the user can change would let bbconn verify it.
+    Unverifiable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "Error",
+            Severity::Warning => "Warning",
+        }
+    }
+}
+
+/// One row of the catalogue.
+#[derive(Debug)]
+pub struct Entry {
+    pub cause: Cause,
+    /// The check it belongs to; `None`: any check (server errors, rate limits).
+    pub check: Option<Check>,
+    pub effect: Effect,
+    /// Where it comes from: a seed page, or why bbconn added it.
+    pub source: &'static str,
+    /// When it is reported.
+    pub when: &'static str,
+    /// What to do. Placeholders: {secret} (namespace/name), {host}, {port}, {proxy}.
+    pub remedy: &'static str,
+}
+
+macro_rules! catalogue {
+    ($( $cause:ident { check: $check:expr, effect: $effect:expr, source: $source:literal, when: $when:literal, remedy: $remedy:literal } )*) => {
+        /// A cause: the `reason` of a condition and `problems[].cause`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Cause { $( $cause, )* }
+
+        pub static CAUSES: &[Entry] = &[ $( Entry {
+            cause: Cause::$cause, check: $check, effect: $effect, source: $source, when: $when, remedy: $remedy,
+        }, )* ];
+
+        impl Cause {
+            pub fn as_str(self) -> &'static str {
+                match self { $( Cause::$cause => stringify!($cause), )* }
+            }
+            pub fn parse(s: &str) -> Option<Cause> {
+                match s { $( stringify!($cause) => Some(Cause::$cause), )* _ => None }
+            }
+        }
+    };
+}
+
+use Check::*;
+const FAIL: Effect = Effect::Fail { stalls: true };
+const RETRY: Effect = Effect::Fail { stalls: false };
+
+catalogue! {
+    SecretNotFound { check: Some(CredentialsResolved), effect: FAIL, source: "seed 000: confirm you can view the access token",
+        when: "the referenced Secret does not exist",
+        remedy: "Create Secret {secret} holding the credential, or fix spec.auth.secretRef.name (the Secret must be in the connection's namespace)." }
+    SecretForbidden { check: Some(CredentialsResolved), effect: FAIL, source: "seed 000: policies to view the secret",
+        when: "the operator may not read the Secret",
+        remedy: "Allow bbconn's ServiceAccount to get Secret {secret} (the chart's RBAC grants get on Secrets in the watched namespaces)." }
+    SecretKeyMissing { check: Some(CredentialsResolved), effect: FAIL, source: "bbconn",
+        when: "a key the auth method needs is absent or empty",
+        remedy: "Add the missing key to Secret {secret}, or name the key that holds it under spec.auth.secretRef.keys." }
+    CredentialMalformed { check: Some(CredentialsResolved), effect: FAIL, source: "bbconn",
+        when: "a value has surrounding whitespace, a newline, is not UTF-8, or is otherwise unusable",
+        remedy: "Store the value exactly as Bitbucket issued it in Secret {secret}: no trailing newline or spaces (use kubectl create secret --from-literal, or printf '%s' instead of echo)." }
+    InvalidSpec { check: None, effect: FAIL, source: "bbconn",
+        when: "the spec asks for something that cannot be checked (e.g. a profile for the other flavour)",
+        remedy: "Fix the spec as the message says." }
+    PublicServerPrivateAddress { check: Some(NetworkPathValid), effect: FAIL, source: "seed 000: for a public server, use a public IP address",
+        when: "exposure is Public, but the host resolves only to private addresses",
+        remedy: "Give {host} a public IP address, or, if the server is private, set spec.network.exposure: Private and a private endpoint." }
+    PrivateEndpointRequired { check: Some(NetworkPathValid), effect: FAIL, source: "seed 000: for a private server, use a certificate and private endpoint",
+        when: "the host resolves to a private address and no private endpoint is set",
+        remedy: "Set spec.network.privateEndpoint.proxyUrl to an HTTP CONNECT proxy that reaches {host}, or expose the server on a public address." }
+    PrivateEndpointUnreachable { check: Some(NetworkPathValid), effect: RETRY, source: "seed 000: private endpoint",
+        when: "the private endpoint does not answer or refuses the tunnel",
+        remedy: "Check that the proxy {proxy} is running and allows CONNECT to {host}:{port}." }
+    PrivateServerPublicAddress { check: Some(NetworkPathValid), effect: FAIL, source: "bbconn: the address class must match spec.network.exposure",
+        when: "exposure is Private, but the host resolves to public addresses",
+        remedy: "If {host} is meant to be public, set spec.network.exposure: Public; otherwise find out why its name resolves to a public address." }
+    DestinationNotAllowed { check: Some(NetworkPathValid), effect: FAIL, source: "bbconn: a connection must not become a way to probe the cluster's network",
+        when: "the operator's destination policy forbids the address (by default link-local, which holds cloud metadata services)",
+        remedy: "Point spec.url at the Bitbucket server; bbconn does not connect to denied destinations (see --deny-destination)." }
+    PortNotAllowed { check: Some(Reachable), effect: FAIL, source: "seed 000: use port 443 (Bitbucket Server defaults: 7990 HTTP, 8443 HTTPS)",
+        when: "the URL's port is not in spec.network.allowedPorts (default 443)",
+        remedy: "Serve Bitbucket over HTTPS on port 443 (e.g. a reverse proxy in front of port {port}) and drop the port from spec.url, or add {port} to spec.network.allowedPorts if every consumer accepts it." }
+    PlainHttpNotAllowed { check: Some(Reachable), effect: FAIL, source: "seed 000: only HTTPS traffic",
+        when: "the URL is http://",
+        remedy: "Use an https:// URL; terminate TLS on Bitbucket or on a proxy in front of it." }
+    DnsResolutionFailed { check: Some(Reachable), effect: RETRY, source: "seed 000: server not accessible",
+        when: "the host name does not resolve",
+        remedy: "Check the spelling of {host} and that it has a DNS record visible from where bbconn runs." }
+    ConnectionRefused { check: Some(Reachable), effect: RETRY, source: "seed 000: server not accessible",
+        when: "the TCP connection is refused",
+        remedy: "Nothing accepts connections on {host}:{port}: start Bitbucket, fix the port in spec.url, or open the firewall." }
+    ConnectionTimedOut { check: Some(Reachable), effect: Effect::Transient, source: "seed 000: server not accessible",
+        when: "the TCP connection or the server's answer times out",
+        remedy: "Check the route and firewalls between bbconn and {host}:{port}; bbconn retries with backoff." }
+    UnexpectedRedirect { check: Some(Reachable), effect: FAIL, source: "bbconn: credentials are never sent across a redirect to another host",
+        when: "the server redirects to another host, scheme or port",
+        remedy: "Set spec.url to the address Bitbucket redirects to (the message names it)." }
+    CaBundleNotFound { check: Some(TlsVerified), effect: FAIL, source: "seed 000: private server certificate",
+        when: "the ConfigMap or Secret named in spec.tls.caBundleRef, or its key, does not exist",
+        remedy: "Create the CA bundle named in spec.tls.caBundleRef (key ca.crt unless set), or fix its name." }
+    CaBundleInvalid { check: Some(TlsVerified), effect: FAIL, source: "bbconn",
+        when: "the CA bundle holds no usable PEM certificate",
+        remedy: "Put the PEM-encoded CA certificates (-----BEGIN CERTIFICATE-----) under the referenced key." }
+    CertificateUntrusted { check: Some(TlsVerified), effect: FAIL, source: "seed 000: private server certificate",
+        when: "the chain does not end at a trusted root (private CA not supplied)",
+        remedy: "Supply the CA that issued {host}'s certificate in spec.tls.caBundleRef (a ConfigMap or Secret)." }
+    CertificateHostnameMismatch { check: Some(TlsVerified), effect: FAIL, source: "bbconn",
+        when: "the certificate does not name the host",
+        remedy: "Re-issue the server certificate with {host} among its subject alternative names, or use in spec.url a name the certificate has." }
+    CertificateExpired { check: Some(TlsVerified), effect: FAIL, source: "bbconn",
+        when: "the certificate's validity ended",
+        remedy: "Renew the certificate of {host}." }
+    CertificateNotYetValid { check: Some(TlsVerified), effect: FAIL, source: "bbconn",
+        when: "the certificate's validity has not begun",
+        remedy: "Check the clocks of {host} and of bbconn, or install a certificate that is valid now." }
+    CertificatePinMismatch { check: Some(TlsVerified), effect: FAIL, source: "seed 000: the certificate must match the certificate on the Bitbucket server",
+        when: "the server's leaf certificate is not the one pinned",
+        remedy: "If the certificate was renewed on purpose, set spec.tls.pinnedSha256 to status.certificate.sha256; otherwise find out who answers for {host}." }
+    CertificateExpiringSoon { check: Some(TlsVerified), effect: Effect::Warn, source: "bbconn",
+        when: "the certificate expires within spec.expiryWarning",
+        remedy: "Renew the certificate of {host} before status.certificate.notAfter." }
+    TokenRevoked { check: Some(Authenticated), effect: FAIL, source: "seed 000: the access token was revoked",
+        when: "401 for a credential of the right form",
+        remedy: "Re-create the access token, with the scopes listed in requirements, and update Secret {secret}." }
+    TokenExpired { check: Some(Authenticated), effect: FAIL, source: "seed 004: the token passed its expiration date",
+        when: "the server or the token's own data says it has expired",
+        remedy: "Create a new token, with the permissions listed in requirements and an expiry that suits your rotation, and update Secret {secret}." }
+    CredentialsRejected { check: Some(Authenticated), effect: FAIL, source: "seed 004: user name and password",
+        when: "401 for a user name and password",
+        remedy: "Check the user name and password in Secret {secret} (and that the account is not locked), or switch to an access token." }
+    AppPasswordRetired { check: Some(Authenticated), effect: FAIL, source: "Atlassian: app passwords removed for good on 2026-07-28",
+        when: "method AppPassword: Bitbucket Cloud no longer accepts app passwords (bbconn does not send them)",
+        remedy: "Create an API token with scopes, set spec.auth.method: ApiToken, and store your Atlassian account email (username) and the token (token) in Secret {secret}." }
+    OAuthClientRejected { check: Some(Authenticated), effect: FAIL, source: "seeds 002 and 003: mismatched credentials",
+        when: "the token endpoint rejects the client id or secret",
+        remedy: "Copy the client id (key) and secret from Bitbucket into Secret {secret} again; for the client-credentials grant the Cloud consumer must be private." }
+    OAuthRedirectMismatch { check: Some(Authenticated), effect: FAIL, source: "seed 003: double-check clientId, clientSecret, and redirect URL",
+        when: "the redirect URL is not the one registered for the client",
+        remedy: "Make redirectUrl in Secret {secret} equal the redirect URL registered for the client in Bitbucket." }
+    TokenExpiringSoon { check: Some(Authenticated), effect: Effect::Warn, source: "seeds 001 and 004: token expiry",
+        when: "the token expires within spec.expiryWarning",
+        remedy: "Create a replacement token before status.credential.expiresAt and update Secret {secret}." }
+    BasicAuthDiscouraged { check: Some(Authenticated), effect: Effect::Warn, source: "seed 004: user name and password is discouraged",
+        when: "method Basic",
+        remedy: "Use an HTTP access token (method AccessToken): it can be revoked alone and limited to what this integration needs." }
+    InsufficientScopes { check: Some(ScopesSufficient), effect: FAIL, source: "seeds 000, 001, 002, 004: scopes or permissions changed or insufficient",
+        when: "required scopes or permissions are missing; the message lists each one",
+        remedy: "Re-create the token with the missing scopes or permissions named in the message, and update Secret {secret}." }
+    ExcessScopes { check: Some(ScopesSufficient), effect: Effect::Warn, source: "bbconn: least privilege",
+        when: "the credential holds more than required",
+        remedy: "Re-create the token with only the scopes listed in requirements: every extra scope widens what a leaked token can do." }
+    ScopesUnverifiable { check: Some(ScopesSufficient), effect: Effect::Unverifiable, source: "bbconn: never assume a scope",
+        when: "Bitbucket reveals no way to read the credential's scopes without side effects (e.g. an application link)",
+        remedy: "Confirm the permissions in Bitbucket's settings for this client (application link or OAuth consumer): bbconn cannot read them without a person's consent." }
+    RepositoryNotFound { check: Some(RepositoryAccess), effect: FAIL, source: "seed 000: repository permissions",
+        when: "a listed repository does not exist or is invisible to the credential",
+        remedy: "Check the repository name (Data Center PROJECT/slug, Cloud workspace/slug) and that the credential's user can see it." }
+    InsufficientRepositoryPermission { check: Some(RepositoryAccess), effect: FAIL, source: "seed 000: admin or owner; seed 004: repository write",
+        when: "the access is below what is required",
+        remedy: "Grant the credential's user the access named in the message on the repository (or its project), or lower spec.requirements." }
+    ServerError { check: None, effect: Effect::Transient, source: "bbconn",
+        when: "Bitbucket answered 5xx",
+        remedy: "Bitbucket failed to answer; bbconn retries with backoff. If it lasts, check the server's health." }
+    RateLimited { check: None, effect: Effect::Transient, source: "Atlassian: API request limits",
+        when: "Bitbucket answered 429",
+        remedy: "Bitbucket is rate-limiting this credential; bbconn waits for Retry-After. Reduce other traffic on it, or lengthen spec.interval." }
+    UnexpectedResponse { check: None, effect: Effect::Transient, source: "bbconn",
+        when: "the answer is not what Bitbucket's API gives (wrong content, oversized body)",
+        remedy: "Check that spec.url points at Bitbucket's REST API (Cloud: https://api.bitbucket.org/2.0; Data Center: the server's base URL with its context path)." }
+}
+
+/// Values for a remedy's placeholders.
+#[derive(Clone, Debug, Default)]
+pub struct RemedyContext {
+    pub secret: String,
+    pub host: String,
+    pub port: String,
+    pub proxy: String,
+}
+
+impl Cause {
+    pub fn entry(self) -> &'static Entry {
+        // The table is generated from the same list as the enum, in the same order.
+        &CAUSES[self as usize]
+    }
+    pub fn effect(self) -> Effect {
+        self.entry().effect
+    }
+    pub fn severity(self) -> Severity {
+        match self.effect() {
+            Effect::Warn | Effect::Unverifiable => Severity::Warning,
+            Effect::Fail { .. } | Effect::Transient => Severity::Error,
+        }
+    }
+    pub fn stalls(self) -> bool {
+        matches!(self.effect(), Effect::Fail { stalls: true })
+    }
+    pub fn is_transient(self) -> bool {
+        self.effect() == Effect::Transient
+    }
+    pub fn remedy(self, ctx: &RemedyContext) -> String {
+        self.entry()
+            .remedy
+            .replace("{secret}", &ctx.secret)
+            .replace("{host}", &ctx.host)
+            .replace("{port}", &ctx.port)
+            .replace("{proxy}", &ctx.proxy)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reasons of conditions that are not causes.
+pub mod reason {
+    pub const PASSED: &str = "Passed";
+    pub const ALL_PASSED: &str = "AllChecksPassed";
+    pub const NOTHING_REQUIRED: &str = "NothingRequired";
+    pub const NOT_CHECKED: &str = "NotChecked";
+    pub const CHECKING: &str = "Checking";
+}
+
+/// docs/causes.md, generated from the catalogue (and drift-checked by a test).
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Causes and remedies\n\nGenerated from `src/catalogue.rs` by `bbconn causes`; do not edit by hand.\n\n",
+    );
+    out.push_str("## Conditions\n\n| type | True means |\n|---|---|\n");
+    out.push_str(
+        "| `Ready` | every check passed; otherwise its reason is the first failing cause |\n",
+    );
+    for c in Check::ALL {
+        out.push_str(&format!("| `{}` | {} |\n", c.as_str(), c.meaning()));
+    }
+    out.push_str("\n## Causes\n\nEffect: **False** (the condition is False; *stalls*: retrying will not help until the spec, the Secret or the server changes, so `Stalled=True`), **Unknown** (transient: retried with backoff, `Ready` becomes Unknown, not False), **Warning** (the condition stays True).\n\n");
+    out.push_str(
+        "| check | cause | effect | when | remedy | source |\n|---|---|---|---|---|---|\n",
+    );
+    for e in CAUSES {
+        let effect = match e.effect {
+            Effect::Fail { stalls: true } => "False, stalls",
+            Effect::Fail { stalls: false } => "False, retried",
+            Effect::Transient => "Unknown, retried",
+            Effect::Warn => "Warning",
+            Effect::Unverifiable => "Unknown, Warning",
+        };
+        let check = e.check.map_or("any", Check::as_str);
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} | {} |\n",
+            check,
+            e.cause.as_str(),
+            effect,
+            e.when,
+            e.remedy,
+            e.source
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_and_enum_agree() {
+        for (i, e) in CAUSES.iter().enumerate() {
+            assert_eq!(e.cause as usize, i);
+            assert_eq!(Cause::parse(e.cause.as_str()), Some(e.cause));
+        }
+    }
+
+    #[test]
+    fn transient_causes_never_stall() {
+        for name in ["ServerError", "RateLimited", "ConnectionTimedOut"] {
+            let c = Cause::parse(name).unwrap();
+            assert!(c.is_transient() && !c.stalls(), "{name}");
+        }
+        assert!(Cause::TokenRevoked.stalls());
+    }
+}

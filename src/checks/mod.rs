@@ -1,0 +1,96 @@
+//! The checks, one module each, in the order they run. Each decides its verdict from what the
+//! engine observed; none does I/O of its own.
+
+pub mod authenticated;
+pub mod credentials;
+pub mod network_path;
+pub mod reachable;
+pub mod repositories;
+pub mod scopes;
+pub mod tls;
+
+use crate::catalogue::{Cause, Check};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A cause with the message that explains this instance of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub cause: Cause,
+    pub message: String,
+    /// From a 429's Retry-After: when to try again.
+    pub retry_after: Option<Duration>,
+    /// The failure was already recorded under an earlier check (a token endpoint's TLS, say).
+    pub replaced: bool,
+}
+
+impl Finding {
+    pub fn new(cause: Cause, message: impl Into<String>) -> Finding {
+        Finding {
+            cause,
+            message: message.into(),
+            retry_after: None,
+            replaced: false,
+        }
+    }
+    pub fn mark_replaced(mut self) -> Finding {
+        self.replaced = true;
+        self
+    }
+}
+
+/// The result of fetching a referenced object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found(BTreeMap<String, Vec<u8>>),
+    NotFound,
+    Forbidden(String),
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Passed {
+        reason: &'static str,
+        message: String,
+    },
+    Failed(Finding),
+    /// Not run: an earlier check failed.
+    Skipped {
+        after: Check,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckResult {
+    pub check: Check,
+    pub verdict: Verdict,
+    pub warnings: Vec<Finding>,
+}
+
+impl CheckResult {
+    pub fn passed(check: Check, message: impl Into<String>) -> CheckResult {
+        CheckResult {
+            check,
+            verdict: Verdict::Passed {
+                reason: crate::catalogue::reason::PASSED,
+                message: message.into(),
+            },
+            warnings: Vec::new(),
+        }
+    }
+    pub fn failed(check: Check, finding: Finding) -> CheckResult {
+        CheckResult {
+            check,
+            verdict: Verdict::Failed(finding),
+            warnings: Vec::new(),
+        }
+    }
+    pub fn with_warnings(mut self, warnings: Vec<Finding>) -> CheckResult {
+        self.warnings = warnings;
+        self
+    }
+    pub fn is_passed(&self) -> bool {
+        matches!(self.verdict, Verdict::Passed { .. })
+    }
+}

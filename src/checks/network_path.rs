@@ -1,0 +1,173 @@
+//! NetworkPathValid: the server's address class matches `spec.network.exposure`, a private server
+//! has a private endpoint, and no address is one the destination policy denies.
+
+use super::Finding;
+use crate::api::Exposure;
+use crate::catalogue::Cause;
+use crate::transport::address::{AddressClass, AddressPolicy};
+use std::net::SocketAddr;
+
+/// How to reach the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    Direct(Vec<SocketAddr>),
+    /// Through the private endpoint (an HTTP CONNECT proxy), which resolves the host itself.
+    Proxy(url::Url),
+}
+
+/// What the engine learned by resolving the host.
+pub enum Resolution<'a> {
+    Addresses(&'a [SocketAddr]),
+    /// The name does not resolve here (a private name may still resolve at the proxy).
+    Failed,
+}
+
+/// Ok(route), or Err(None) when the verdict belongs to Reachable (DNS failed and there is no proxy).
+pub fn check(
+    host: &str,
+    exposure: Exposure,
+    proxy: Option<&url::Url>,
+    resolution: Resolution<'_>,
+    policy: &AddressPolicy,
+) -> Result<Route, Option<Finding>> {
+    let addrs = match resolution {
+        Resolution::Failed => {
+            return match (exposure, proxy) {
+                (Exposure::Private, Some(p)) => Ok(Route::Proxy(p.clone())),
+                _ => Err(None),
+            };
+        }
+        Resolution::Addresses(a) => a,
+    };
+    let list = |v: &[SocketAddr]| {
+        v.iter()
+            .map(|a| a.ip().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(denied) = addrs.iter().find(|a| policy.denied(a.ip())) {
+        return Err(Some(Finding::new(
+            Cause::DestinationNotAllowed,
+            format!(
+                "{host} resolves to {}, which the destination policy denies",
+                denied.ip()
+            ),
+        )));
+    }
+    let public: Vec<SocketAddr> = addrs
+        .iter()
+        .copied()
+        .filter(|a| policy.class(a.ip()) == AddressClass::Public)
+        .collect();
+    match exposure {
+        Exposure::Public if public.is_empty() => Err(Some(Finding::new(
+            Cause::PublicServerPrivateAddress,
+            format!(
+                "exposure is Public, but {host} resolves only to private addresses ({})",
+                list(addrs)
+            ),
+        ))),
+        Exposure::Public => Ok(Route::Direct(public)),
+        Exposure::Private if !public.is_empty() => Err(Some(Finding::new(
+            Cause::PrivateServerPublicAddress,
+            format!(
+                "exposure is Private, but {host} resolves to public addresses ({})",
+                list(&public)
+            ),
+        ))),
+        Exposure::Private => match proxy {
+            Some(p) => Ok(Route::Proxy(p.clone())),
+            None => Err(Some(Finding::new(
+                Cause::PrivateEndpointRequired,
+                format!(
+                    "{host} resolves to private addresses ({}) and spec.network.privateEndpoint is not set",
+                    list(addrs)
+                ),
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(s: &[&str]) -> Vec<SocketAddr> {
+        s.iter()
+            .map(|a| format!("{a}:443").parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn decides_each_cause() {
+        let p = AddressPolicy::default();
+        let proxy: url::Url = "http://proxy.infra:3128".parse().unwrap();
+        let private = addrs(&["10.0.0.5"]);
+        let public = addrs(&["104.192.141.1"]);
+        let cause = |r: Result<Route, Option<Finding>>| r.err().flatten().map(|f| f.cause);
+        assert_eq!(
+            cause(check(
+                "h",
+                Exposure::Public,
+                None,
+                Resolution::Addresses(&private),
+                &p
+            )),
+            Some(Cause::PublicServerPrivateAddress)
+        );
+        assert_eq!(
+            cause(check(
+                "h",
+                Exposure::Private,
+                None,
+                Resolution::Addresses(&private),
+                &p
+            )),
+            Some(Cause::PrivateEndpointRequired)
+        );
+        assert_eq!(
+            cause(check(
+                "h",
+                Exposure::Private,
+                None,
+                Resolution::Addresses(&public),
+                &p
+            )),
+            Some(Cause::PrivateServerPublicAddress)
+        );
+        assert_eq!(
+            cause(check(
+                "h",
+                Exposure::Public,
+                None,
+                Resolution::Addresses(&addrs(&["169.254.169.254"])),
+                &p
+            )),
+            Some(Cause::DestinationNotAllowed)
+        );
+        assert_eq!(
+            check(
+                "h",
+                Exposure::Private,
+                Some(&proxy),
+                Resolution::Addresses(&private),
+                &p
+            ),
+            Ok(Route::Proxy(proxy.clone()))
+        );
+        assert_eq!(
+            check(
+                "h",
+                Exposure::Public,
+                None,
+                Resolution::Addresses(&public),
+                &p
+            ),
+            Ok(Route::Direct(public.clone()))
+        );
+        assert!(matches!(
+            check("h", Exposure::Public, None, Resolution::Failed, &p),
+            Err(None)
+        ));
+    }
+}

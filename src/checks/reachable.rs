@@ -1,0 +1,73 @@
+//! Reachable: https, an allowed port, a name that resolves, a TCP connection that opens.
+
+use super::Finding;
+use crate::catalogue::Cause;
+use crate::transport::{ConnectError, ResolveError};
+
+/// The URL alone: scheme and port. Checked before any packet is sent, so a credential is never
+/// offered over plain HTTP or to a port the consumers will not use.
+pub fn check_url(url: &url::Url, allowed_ports: &[u16]) -> Result<u16, Finding> {
+    if url.scheme() != "https" {
+        return Err(Finding::new(
+            Cause::PlainHttpNotAllowed,
+            format!(
+                "{url} uses {}://; Bitbucket must be reached over HTTPS",
+                url.scheme()
+            ),
+        ));
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    if !allowed_ports.contains(&port) {
+        let allowed: Vec<String> = allowed_ports.iter().map(u16::to_string).collect();
+        return Err(Finding::new(
+            Cause::PortNotAllowed,
+            format!(
+                "{url} uses port {port}; allowed: {} (Bitbucket Server listens on 7990 for HTTP and 8443 for HTTPS by default)",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(port)
+}
+
+pub fn dns_failure(e: &ResolveError) -> Finding {
+    match e {
+        ResolveError::NotFound { .. } => Finding::new(Cause::DnsResolutionFailed, e.to_string()),
+        ResolveError::Timeout { .. } => Finding::new(Cause::ConnectionTimedOut, e.to_string()),
+    }
+}
+
+pub fn connect_failure(e: &ConnectError) -> Finding {
+    let cause = match e {
+        ConnectError::Refused { .. } | ConnectError::Other { .. } => Cause::ConnectionRefused,
+        ConnectError::TimedOut { .. } => Cause::ConnectionTimedOut,
+    };
+    Finding::new(cause, e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_and_port_are_judged_before_connecting() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(
+            check_url(&u("http://bb.example.com:7990"), &[443])
+                .unwrap_err()
+                .cause,
+            Cause::PlainHttpNotAllowed
+        );
+        assert_eq!(
+            check_url(&u("https://bb.example.com:8443"), &[443])
+                .unwrap_err()
+                .cause,
+            Cause::PortNotAllowed
+        );
+        assert_eq!(check_url(&u("https://bb.example.com"), &[443]), Ok(443));
+        assert_eq!(
+            check_url(&u("https://bb.example.com:8443"), &[443, 8443]),
+            Ok(8443)
+        );
+    }
+}

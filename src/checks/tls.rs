@@ -1,0 +1,109 @@
+//! TLSVerified: the chain ends at a trusted root, names the host, is within its validity window,
+//! and matches the pin. Reports the leaf even when it is rejected.
+
+use super::{CheckResult, Finding};
+use crate::api::CertificateInfo;
+use crate::catalogue::{Cause, Check};
+use crate::transport::tls::{LeafInfo, Rejection, leaf_info, pin_matches};
+use rustls::pki_types::CertificateDer;
+use std::time::Duration;
+
+pub struct Inputs<'a> {
+    pub host: &'a str,
+    /// Leaf first.
+    pub chain: &'a [CertificateDer<'static>],
+    /// None: the chain verified.
+    pub rejection: Option<&'a Rejection>,
+    pub pin: Option<&'a str>,
+    pub now: jiff::Timestamp,
+    pub warn_within: Duration,
+}
+
+pub fn certificate_info(leaf: &LeafInfo) -> CertificateInfo {
+    CertificateInfo {
+        subject: leaf.subject.clone(),
+        issuer: leaf.issuer.clone(),
+        not_after: leaf.not_after.to_string(),
+        sha256: leaf.sha256.clone(),
+    }
+}
+
+pub fn check(i: Inputs<'_>) -> (CheckResult, Option<LeafInfo>) {
+    let leaf = i.chain.first().and_then(leaf_info);
+    let named = |what: &str| match &leaf {
+        Some(l) => format!(
+            "{what} (subject {}, issuer {}, not after {})",
+            l.subject, l.issuer, l.not_after
+        ),
+        None => what.to_string(),
+    };
+    if let Some(r) = i.rejection {
+        let finding = match r {
+            Rejection::Untrusted(d) => Finding::new(
+                Cause::CertificateUntrusted,
+                named(&format!(
+                    "the certificate of {} does not chain to a trusted root: {d}",
+                    i.host
+                )),
+            ),
+            Rejection::HostnameMismatch(d) => Finding::new(
+                Cause::CertificateHostnameMismatch,
+                named(&format!("the certificate does not name {}: {d}", i.host)),
+            ),
+            Rejection::Expired(d) => Finding::new(
+                Cause::CertificateExpired,
+                named(&format!("the certificate of {} has expired: {d}", i.host)),
+            ),
+            Rejection::NotYetValid(d) => Finding::new(
+                Cause::CertificateNotYetValid,
+                named(&format!(
+                    "the certificate of {} is not valid yet: {d}",
+                    i.host
+                )),
+            ),
+            Rejection::Other(d) => Finding::new(
+                Cause::CertificateUntrusted,
+                named(&format!("the certificate of {} was rejected: {d}", i.host)),
+            ),
+        };
+        return (CheckResult::failed(Check::TlsVerified, finding), leaf);
+    }
+    if let (Some(pin), Some(l)) = (i.pin, &leaf)
+        && !pin_matches(pin, &l.sha256)
+    {
+        return (
+            CheckResult::failed(
+                Check::TlsVerified,
+                Finding::new(
+                    Cause::CertificatePinMismatch,
+                    format!(
+                        "{} presented a certificate with SHA-256 {}, not the pinned one",
+                        i.host, l.sha256
+                    ),
+                ),
+            ),
+            leaf,
+        );
+    }
+    let mut warnings = Vec::new();
+    if let Some(l) = &leaf {
+        let left = l.not_after.duration_since(i.now);
+        if left.as_secs() >= 0 && left.unsigned_abs() < i.warn_within {
+            warnings.push(Finding::new(
+                Cause::CertificateExpiringSoon,
+                format!("the certificate of {} expires at {}", i.host, l.not_after),
+            ));
+        }
+    }
+    let message = match &leaf {
+        Some(l) => format!(
+            "{} presents a trusted certificate, valid until {}",
+            i.host, l.not_after
+        ),
+        None => format!("{} presents a trusted certificate", i.host),
+    };
+    (
+        CheckResult::passed(Check::TlsVerified, message).with_warnings(warnings),
+        leaf,
+    )
+}

@@ -1,0 +1,127 @@
+//! Credentials as they travel inside bbconn: values that never print.
+
+use base64::Engine;
+use http::HeaderValue;
+use std::fmt;
+
+/// A secret value. Debug and Display print a placeholder, so a value cannot reach a log line,
+/// an event, a status or an error message by accident; `expose` is the one way out.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: String) -> Self {
+        SecretString(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// Cloud repository/project/workspace access token, Data Center HTTP access token: Bearer.
+    AccessToken {
+        token: SecretString,
+        token_id: Option<String>,
+    },
+    /// Cloud API token: Basic email:token.
+    ApiToken {
+        email: SecretString,
+        token: SecretString,
+    },
+    Basic {
+        username: SecretString,
+        password: SecretString,
+    },
+    /// Never sent: Bitbucket Cloud retired app passwords.
+    AppPassword {
+        username: SecretString,
+        password: SecretString,
+    },
+    OAuthClient {
+        client_id: SecretString,
+        client_secret: SecretString,
+    },
+    OAuthAppLink {
+        client_id: SecretString,
+        client_secret: SecretString,
+        redirect_url: SecretString,
+    },
+}
+
+pub fn basic(user: &str, password: &str) -> HeaderValue {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    sensitive(&format!("Basic {encoded}"))
+}
+
+pub fn bearer(token: &str) -> HeaderValue {
+    sensitive(&format!("Bearer {token}"))
+}
+
+fn sensitive(s: &str) -> HeaderValue {
+    // CredentialsResolved rejects control characters, so the value is a valid header; if it were
+    // not, an empty header makes Bitbucket answer 401 rather than bbconn panicking.
+    let mut v = HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""));
+    v.set_sensitive(true);
+    v
+}
+
+impl Credential {
+    /// The Authorization header for API calls, where the credential is used directly.
+    pub fn authorization(&self) -> Option<HeaderValue> {
+        match self {
+            Credential::AccessToken { token, .. } => Some(bearer(token.expose())),
+            Credential::ApiToken { email, token } => Some(basic(email.expose(), token.expose())),
+            Credential::Basic { username, password } => {
+                Some(basic(username.expose(), password.expose()))
+            }
+            Credential::AppPassword { .. }
+            | Credential::OAuthClient { .. }
+            | Credential::OAuthAppLink { .. } => None,
+        }
+    }
+
+    /// Every secret value, for tests and for scrubbing error text that came from elsewhere.
+    pub fn secret_values(&self) -> Vec<&str> {
+        match self {
+            Credential::AccessToken { token, .. } => vec![token.expose()],
+            Credential::ApiToken { token, .. } => vec![token.expose()],
+            Credential::Basic { password, .. } | Credential::AppPassword { password, .. } => {
+                vec![password.expose()]
+            }
+            Credential::OAuthClient { client_secret, .. }
+            | Credential::OAuthAppLink { client_secret, .. } => {
+                vec![client_secret.expose()]
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Credential::AccessToken {
+            token: SecretString::new("s3cr3t-value".into()),
+            token_id: None,
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(c.authorization().unwrap().is_sensitive());
+    }
+}

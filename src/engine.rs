@@ -1,0 +1,1019 @@
+//! The checks, end to end, for one connection:
+//!
+//! ```text
+//! requirements (profiles + spec) -> credentials (Secret) -> resolve -> network path
+//!   -> reachable (URL, TCP or CONNECT tunnel) -> TLS -> authenticated -> scopes -> repositories
+//! ```
+//!
+//! Each step's verdict is decided by its module in `checks/`; this file does the I/O between them
+//! and stops at the first failure, marking the rest NotChecked. It holds no state between runs:
+//! the operator and `bbconn check` both call [`run`].
+
+use crate::api::{
+    Access, AuthMethod, BitbucketConnectionSpec, CaBundleKind, CredentialInfo, DcPermission,
+    Flavor, ServerInfo,
+};
+use crate::bitbucket::{self, Api, Identity, cloud, datacenter, oauth};
+use crate::catalogue::{Cause, Check};
+use crate::checks::network_path::{Resolution, Route};
+use crate::checks::repositories::Observed;
+use crate::checks::{self, CheckResult, Finding, Lookup, Verdict};
+use crate::credential::{Credential, SecretString, bearer};
+use crate::profiles::{self, Effective};
+use crate::transport::http::Session;
+use crate::transport::tls::{self as tlsx, HandshakeError, LeafInfo, Trust};
+use crate::transport::{NetConfig, connect_direct, connect_via_proxy};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One connection to check, with what it references already fetched.
+pub struct Target<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub spec: &'a BitbucketConnectionSpec,
+    pub secret: &'a Lookup,
+    /// Only when spec.tls.caBundleRef is set.
+    pub ca_bundle: Option<&'a Lookup>,
+}
+
+/// The operator-wide environment.
+pub struct Env {
+    pub net: NetConfig,
+    /// Verifiers by CA bundle: parsing roots is the costly part of TLS set-up.
+    trust: Mutex<HashMap<u64, Trust>>,
+    pub clock: fn() -> jiff::Timestamp,
+}
+
+impl Env {
+    pub fn new(net: NetConfig) -> Env {
+        Env {
+            net,
+            trust: Mutex::new(HashMap::new()),
+            clock: jiff::Timestamp::now,
+        }
+    }
+
+    fn trust(&self, bundle: &[u8], public_roots: bool) -> Result<Trust, Finding> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (bundle, public_roots).hash(&mut h);
+        let key = h.finish();
+        if let Ok(cache) = self.trust.lock()
+            && let Some(t) = cache.get(&key)
+        {
+            return Ok(t.clone());
+        }
+        let certs = if bundle.is_empty() {
+            Vec::new()
+        } else {
+            tlsx::parse_pem_certs(bundle)
+                .map_err(|e| Finding::new(Cause::CaBundleInvalid, e.to_string()))?
+        };
+        let trust = if certs.is_empty() && public_roots {
+            Trust::public()
+        } else {
+            Trust::new(&certs, public_roots)
+        }
+        .map_err(|e| Finding::new(Cause::CaBundleInvalid, e.to_string()))?;
+        if let Ok(mut cache) = self.trust.lock() {
+            // Bounded: distinct bundles are few; a pathological stream of them just rebuilds.
+            if cache.len() > 256 {
+                cache.clear();
+            }
+            cache.insert(key, trust.clone());
+        }
+        Ok(trust)
+    }
+}
+
+/// Everything a run found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// One per check, in order.
+    pub results: Vec<CheckResult>,
+    /// The spec could not be checked at all.
+    pub invalid: Option<Finding>,
+    pub server: Option<ServerInfo>,
+    pub certificate: Option<LeafInfo>,
+    pub credential: Option<CredentialInfo>,
+    /// (host, status) of every Bitbucket request, for metrics.
+    pub requests: Vec<(String, u16)>,
+    /// Time spent in each check that ran.
+    pub durations: Vec<(Check, Duration)>,
+}
+
+impl Report {
+    pub fn result(&self, check: Check) -> Option<&CheckResult> {
+        self.results.iter().find(|r| r.check == check)
+    }
+    /// The first failing finding, in check order (Ready's reason).
+    pub fn first_failure(&self) -> Option<&Finding> {
+        self.invalid.as_ref().or_else(|| {
+            self.results.iter().find_map(|r| match &r.verdict {
+                Verdict::Failed(f) => Some(f),
+                _ => None,
+            })
+        })
+    }
+    /// When to look again, if Bitbucket said (429 Retry-After).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.first_failure().and_then(|f| f.retry_after)
+    }
+}
+
+/// Collects verdicts in order; once one fails, the rest are NotChecked.
+struct Progress {
+    results: Vec<CheckResult>,
+    durations: Vec<(Check, Duration)>,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            results: Vec::new(),
+            durations: Vec::new(),
+            started: std::time::Instant::now(),
+        }
+    }
+    fn record(&mut self, r: CheckResult) -> bool {
+        let ok = r.is_passed()
+            || matches!(&r.verdict, Verdict::Failed(f) if f.cause == Cause::ScopesUnverifiable);
+        let now = std::time::Instant::now();
+        self.durations.push((r.check, now - self.started));
+        self.started = now;
+        self.results.push(r);
+        ok
+    }
+    fn fail(&mut self, check: Check, f: Finding) {
+        self.record(CheckResult::failed(check, f));
+    }
+    fn finish(mut self) -> (Vec<CheckResult>, Vec<(Check, Duration)>) {
+        let failed = self.results.iter().find(|r| matches!(r.verdict, Verdict::Failed(ref f) if f.cause != Cause::ScopesUnverifiable)).map(|r| r.check);
+        let mut out = Vec::with_capacity(Check::ALL.len());
+        for c in Check::ALL {
+            match self.results.iter().position(|r| r.check == c) {
+                Some(i) => out.push(self.results.swap_remove(i)),
+                None => out.push(CheckResult {
+                    check: c,
+                    verdict: Verdict::Skipped {
+                        after: failed.unwrap_or(Check::CredentialsResolved),
+                    },
+                    warnings: Vec::new(),
+                }),
+            }
+        }
+        (out, self.durations)
+    }
+}
+
+/// The parts of a URL the checks need.
+struct Origin {
+    url: url::Url,
+    host: String,
+}
+
+fn origin(raw: &str, what: &str) -> Result<Origin, Finding> {
+    let url = url::Url::parse(raw).map_err(|e| {
+        Finding::new(
+            Cause::InvalidSpec,
+            format!("{what} {raw:?} is not a URL: {e}"),
+        )
+    })?;
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| Finding::new(Cause::InvalidSpec, format!("{what} {raw:?} has no host")))?
+        .to_string();
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Finding::new(
+            Cause::InvalidSpec,
+            format!("{what} {raw:?} is not http(s)"),
+        ));
+    }
+    Ok(Origin { url, host })
+}
+
+/// Runs every check for one connection.
+pub async fn run(env: &Env, t: Target<'_>) -> Report {
+    let mut report = Report {
+        results: Vec::new(),
+        invalid: None,
+        server: None,
+        certificate: None,
+        credential: None,
+        requests: Vec::new(),
+        durations: Vec::new(),
+    };
+    let spec = t.spec;
+    let prepared = profiles::effective(spec)
+        .map_err(|m| Finding::new(Cause::InvalidSpec, m))
+        .and_then(|req| origin(spec.base_url(), "spec.url").map(|o| (req, o)));
+    let (req, api_origin) = match prepared {
+        Ok(v) => v,
+        Err(f) => {
+            report.invalid = Some(f);
+            report.results = Check::ALL
+                .iter()
+                .map(|c| CheckResult {
+                    check: *c,
+                    verdict: Verdict::Skipped { after: *c },
+                    warnings: Vec::new(),
+                })
+                .collect();
+            return report;
+        }
+    };
+    let mut p = Progress::new();
+    let secret_name = format!("{}/{}", t.namespace, spec.auth.secret_ref.name);
+    let credential = match checks::credentials::check(spec, &secret_name, t.secret) {
+        Ok(c) => c,
+        Err(f) => {
+            p.fail(Check::CredentialsResolved, f);
+            (report.results, report.durations) = p.finish();
+            return report;
+        }
+    };
+    p.record(CheckResult::passed(
+        Check::CredentialsResolved,
+        format!(
+            "Secret {secret_name} holds the keys method {:?} reads",
+            spec.auth.method
+        ),
+    ));
+    let _ = run_checks(env, &t, &req, &api_origin, &credential, &mut p, &mut report).await;
+    (report.results, report.durations) = p.finish();
+    scrub(&mut report, &credential);
+    report
+}
+
+/// A check that has already been recorded as failed.
+struct Stop;
+
+async fn run_checks(
+    env: &Env,
+    t: &Target<'_>,
+    req: &Effective,
+    api_origin: &Origin,
+    credential: &Credential,
+    p: &mut Progress,
+    report: &mut Report,
+) -> Result<(), Stop> {
+    let spec = t.spec;
+    let allowed = req.ports.clone().unwrap_or_else(|| spec.allowed_ports());
+    let mut server = ServerInfo {
+        flavor: Some(spec.flavor),
+        ..ServerInfo::default()
+    };
+    let (mut session, leaf) = open(env, t, api_origin, &allowed, p, &mut server, report).await?;
+    server.port = api_origin.url.port_or_known_default();
+    report.server = Some(server);
+    report.certificate = leaf;
+
+    // Authenticated
+    let base_path = api_origin.url.path().trim_end_matches('/').to_string();
+    let mut identity = Identity::default();
+    let mut warnings = Vec::new();
+    let auth_result: Result<(), Finding> = async {
+        match (spec.flavor, credential) {
+            (_, Credential::AppPassword { .. }) => Err(checks::authenticated::app_password()),
+            (
+                Flavor::Cloud,
+                Credential::OAuthClient {
+                    client_id,
+                    client_secret,
+                },
+            ) => {
+                let token_url = spec
+                    .auth
+                    .token_url
+                    .as_deref()
+                    .unwrap_or(crate::api::CLOUD_TOKEN_URL);
+                let tok_origin = origin(token_url, "spec.auth.tokenUrl")?;
+                let answer = token_exchange(
+                    env,
+                    t,
+                    &tok_origin,
+                    &mut session,
+                    api_origin,
+                    p,
+                    report,
+                    Exchange::ClientCredentials {
+                        id: client_id,
+                        secret: client_secret,
+                    },
+                )
+                .await?;
+                checks::authenticated::client_credentials(&answer)?;
+                if let oauth::TokenAnswer::Token {
+                    access_token,
+                    scopes,
+                } = answer
+                {
+                    identity.authorization = Some(bearer(access_token.expose()));
+                    identity.scopes = scopes;
+                }
+                let mut api = Api::new(&mut session, &base_path, identity.authorization.clone());
+                let who = cloud::whoami(&mut api).await;
+                collect(report, &api);
+                let who = who?;
+                checks::authenticated::cloud(spec.auth.method, &who)?;
+                if let cloud::UserAnswer::Accepted { user, kind, scopes } = who {
+                    identity.user = user;
+                    identity.kind = kind.or(Some("oauth2".into()));
+                    // The token endpoint's answer is authoritative; the header confirms it.
+                    identity.scopes = identity.scopes.take().or(scopes);
+                }
+                Ok(())
+            }
+            (
+                _,
+                Credential::OAuthAppLink {
+                    client_id,
+                    client_secret,
+                    redirect_url,
+                },
+            ) => {
+                let default_dc = format!(
+                    "{}/rest/oauth2/latest/token",
+                    spec.base_url().trim_end_matches('/')
+                );
+                let token_url = spec.auth.token_url.clone().unwrap_or(match spec.flavor {
+                    Flavor::Cloud => crate::api::CLOUD_TOKEN_URL.to_string(),
+                    Flavor::DataCenter => default_dc,
+                });
+                let tok_origin = origin(&token_url, "spec.auth.tokenUrl")?;
+                let answer = token_exchange(
+                    env,
+                    t,
+                    &tok_origin,
+                    &mut session,
+                    api_origin,
+                    p,
+                    report,
+                    Exchange::AppLink {
+                        id: client_id,
+                        secret: client_secret,
+                        redirect: redirect_url,
+                    },
+                )
+                .await?;
+                checks::authenticated::application_link(&answer)?;
+                identity.kind = Some("application_link".into());
+                Ok(())
+            }
+            (Flavor::Cloud, c) => {
+                identity.authorization = c.authorization();
+                let mut api = Api::new(&mut session, &base_path, identity.authorization.clone());
+                let who = cloud::whoami(&mut api).await;
+                collect(report, &api);
+                let who = who?;
+                checks::authenticated::cloud(spec.auth.method, &who)?;
+                if let cloud::UserAnswer::Accepted { user, kind, scopes } = who {
+                    identity.user = user;
+                    identity.kind = kind;
+                    identity.scopes = scopes;
+                }
+                Ok(())
+            }
+            (Flavor::DataCenter, c) => {
+                identity.authorization = c.authorization();
+                let mut api = Api::new(&mut session, &base_path, identity.authorization.clone());
+                let result = async {
+                    let who = datacenter::whoami(&mut api).await?;
+                    checks::authenticated::datacenter(spec.auth.method, &base_path, &who)?;
+                    if let datacenter::WhoAmI::Accepted { user, version } = who {
+                        identity.user = user;
+                        identity.server_version = version;
+                    }
+                    if let (Credential::AccessToken { token_id, .. }, Some(user)) =
+                        (c, identity.user.clone())
+                    {
+                        identity.kind = Some("http_access_token".into());
+                        if let Some(meta) =
+                            datacenter::token_metadata(&mut api, &user, token_id.as_deref()).await?
+                        {
+                            identity.kind = Some("personal_access_token".into());
+                            identity.permissions = Some(meta.permissions);
+                            identity.expires_at = meta.expires_at;
+                        }
+                    } else {
+                        identity.kind = Some("password".into());
+                    }
+                    Ok::<(), Finding>(())
+                }
+                .await;
+                collect(report, &api);
+                result
+            }
+        }
+    }
+    .await;
+    if let Err(f) = auth_result {
+        if !f.replaced {
+            p.fail(Check::Authenticated, f);
+        }
+        report.credential = Some(credential_info(spec.auth.method, &identity));
+        return Err(Stop);
+    }
+    if let Some(s) = report.server.as_mut() {
+        s.version = identity.server_version.clone();
+    }
+    report.credential = Some(credential_info(spec.auth.method, &identity));
+    let now = (env.clock)();
+    match checks::authenticated::expiry(identity.expires_at, now, spec.expiry_warning()) {
+        Err(f) => {
+            p.fail(Check::Authenticated, f);
+            return Err(Stop);
+        }
+        Ok(w) => warnings.extend(w),
+    }
+    if spec.auth.method == AuthMethod::Basic {
+        warnings.push(Finding::new(
+            Cause::BasicAuthDiscouraged,
+            "a user name and password gives this integration everything the user can do; use an HTTP access token",
+        ));
+    }
+    let who = identity
+        .user
+        .clone()
+        .or(identity.kind.clone())
+        .unwrap_or_else(|| "the client".into());
+    p.record(
+        CheckResult::passed(
+            Check::Authenticated,
+            format!("Bitbucket accepts the credential ({who})"),
+        )
+        .with_warnings(warnings),
+    );
+
+    // ScopesSufficient
+    let mut api = Api::new(&mut session, &base_path, identity.authorization.clone());
+    let scopes = scopes_result(spec, req, &identity, &mut api).await;
+    collect(report, &api);
+    if !p.record(scopes) {
+        return Err(Stop);
+    }
+
+    // RepositoryAccess
+    let repos = repositories_result(spec, req, &identity, &mut api).await;
+    collect(report, &api);
+    p.record(repos);
+    Ok(())
+}
+
+async fn scopes_result(
+    spec: &BitbucketConnectionSpec,
+    req: &Effective,
+    identity: &Identity,
+    api: &mut Api<'_>,
+) -> CheckResult {
+    use checks::scopes::{Held, check};
+    let none_required = req.scopes.is_empty() && req.permissions.is_empty();
+    if identity.authorization.is_none() {
+        return check(
+            &req.scopes,
+            &req.permissions,
+            Held::Unknown(
+                "Bitbucket shows an application link's permissions only to the person who grants access",
+            ),
+        );
+    }
+    match spec.flavor {
+        Flavor::Cloud => match &identity.scopes {
+            Some(s) => check(&req.scopes, &req.permissions, Held::Scopes(s)),
+            None => check(
+                &req.scopes,
+                &req.permissions,
+                Held::Unknown("Bitbucket did not reveal this credential's scopes"),
+            ),
+        },
+        Flavor::DataCenter => match &identity.permissions {
+            Some(p) => check(&req.scopes, &req.permissions, Held::Permissions(p)),
+            None if none_required => check(
+                &req.scopes,
+                &req.permissions,
+                Held::Probed(&BTreeMap::new()),
+            ),
+            None => {
+                let mut probed = BTreeMap::new();
+                for perm in &req.permissions {
+                    match datacenter::holds_anywhere(api, *perm).await {
+                        Ok(b) => {
+                            probed.insert(*perm, b);
+                        }
+                        Err(f) => return CheckResult::failed(Check::ScopesSufficient, f),
+                    }
+                }
+                check(&req.scopes, &req.permissions, Held::Probed(&probed))
+            }
+        },
+    }
+}
+
+async fn repositories_result(
+    spec: &BitbucketConnectionSpec,
+    req: &Effective,
+    identity: &Identity,
+    api: &mut Api<'_>,
+) -> CheckResult {
+    if !req.repositories.is_empty() && identity.authorization.is_none() {
+        return CheckResult::failed(
+            Check::RepositoryAccess,
+            Finding::new(
+                Cause::ScopesUnverifiable,
+                "an application link has no token until a person grants access, so repository access cannot be read",
+            ),
+        );
+    }
+    let mut results = Vec::new();
+    for (name, required) in &req.repositories {
+        let Some((owner, slug)) = name.split_once('/') else {
+            return CheckResult::failed(
+                Check::RepositoryAccess,
+                Finding::new(
+                    Cause::InvalidSpec,
+                    format!("repository {name:?} is not OWNER/slug"),
+                ),
+            );
+        };
+        let observed = match spec.flavor {
+            Flavor::Cloud => cloud_access(api, owner, slug, *required).await,
+            Flavor::DataCenter => dc_access(api, owner, slug, *required).await,
+        };
+        match observed {
+            Ok(o) => results.push((name.clone(), *required, o)),
+            Err(f) => return CheckResult::failed(Check::RepositoryAccess, f),
+        }
+    }
+    checks::repositories::check(&results)
+}
+
+async fn cloud_access(
+    api: &mut Api<'_>,
+    ws: &str,
+    slug: &str,
+    required: Access,
+) -> Result<Observed, Finding> {
+    match cloud::repository(api, ws, slug).await? {
+        cloud::RepoAnswer::NotFound(m) => return Ok(Observed::NotFound(m)),
+        cloud::RepoAnswer::ScopeMissing(m) => return Ok(Observed::ScopeMissing(m)),
+        cloud::RepoAnswer::Visible => {}
+    }
+    // Ask only as high as needed, then one rung lower to say what the credential has instead.
+    if required >= Access::Write {
+        if cloud::has_role(api, ws, slug, "admin").await? {
+            return Ok(Observed::Access(Access::Admin));
+        }
+        if cloud::has_role(api, ws, slug, "contributor").await? {
+            return Ok(Observed::Access(Access::Write));
+        }
+    }
+    Ok(Observed::Access(Access::Read))
+}
+
+async fn dc_access(
+    api: &mut Api<'_>,
+    project: &str,
+    slug: &str,
+    required: Access,
+) -> Result<Observed, Finding> {
+    let name = match datacenter::repository(api, project, slug).await? {
+        datacenter::RepoAnswer::NotFound(m) => return Ok(Observed::NotFound(m)),
+        datacenter::RepoAnswer::Visible { name } => name,
+    };
+    if required == Access::Admin
+        && datacenter::repo_permission(api, project, &name, slug, DcPermission::RepoAdmin).await?
+    {
+        return Ok(Observed::Access(Access::Admin));
+    }
+    if required >= Access::Write
+        && datacenter::repo_permission(api, project, &name, slug, DcPermission::RepoWrite).await?
+    {
+        return Ok(Observed::Access(Access::Write));
+    }
+    Ok(Observed::Access(Access::Read))
+}
+
+fn collect(report: &mut Report, api: &Api<'_>) {
+    let host = api.session.authority().to_string();
+    report
+        .requests
+        .extend(api.statuses.iter().map(|s| (host.clone(), *s)));
+}
+
+fn credential_info(method: AuthMethod, identity: &Identity) -> CredentialInfo {
+    CredentialInfo {
+        method: format!("{method:?}"),
+        kind: identity.kind.clone(),
+        scopes: identity.scopes.iter().flatten().cloned().collect(),
+        permissions: identity
+            .permissions
+            .iter()
+            .flatten()
+            .map(|p| p.as_str().to_string())
+            .collect(),
+        expires_at: identity.expires_at.map(|t| t.to_string()),
+    }
+}
+
+/// A token-endpoint exchange.
+enum Exchange<'c> {
+    ClientCredentials {
+        id: &'c SecretString,
+        secret: &'c SecretString,
+    },
+    AppLink {
+        id: &'c SecretString,
+        secret: &'c SecretString,
+        redirect: &'c SecretString,
+    },
+}
+
+async fn exchange(
+    api: &mut Api<'_>,
+    path: &str,
+    ex: &Exchange<'_>,
+) -> Result<oauth::TokenAnswer, Finding> {
+    match ex {
+        Exchange::ClientCredentials { id, secret } => {
+            oauth::client_credentials(api, path, id, secret).await
+        }
+        Exchange::AppLink {
+            id,
+            secret,
+            redirect,
+        } => oauth::probe_code_exchange(api, path, id, secret, redirect).await,
+    }
+}
+
+/// Runs a token-endpoint exchange on the API's own session when the endpoint shares its origin,
+/// otherwise over a new connection that passes the same network, reachability and TLS checks
+/// (a failure there is reported under that check, naming the token endpoint).
+#[allow(clippy::too_many_arguments)]
+async fn token_exchange(
+    env: &Env,
+    t: &Target<'_>,
+    tok: &Origin,
+    api_session: &mut Session,
+    api_origin: &Origin,
+    p: &mut Progress,
+    report: &mut Report,
+    ex: Exchange<'_>,
+) -> Result<oauth::TokenAnswer, Finding> {
+    let same = tok.url.scheme() == api_origin.url.scheme()
+        && tok.host.eq_ignore_ascii_case(&api_origin.host)
+        && tok.url.port_or_known_default() == api_origin.url.port_or_known_default();
+    let path = tok.url.path().to_string();
+    if same {
+        let mut api = Api::new(api_session, "", None);
+        let r = exchange(&mut api, &path, &ex).await;
+        collect(report, &api);
+        return r;
+    }
+    let allowed = t.spec.allowed_ports();
+    let mut sink = ServerInfo::default();
+    let mut sub = Progress::new();
+    match open(env, t, tok, &allowed, &mut sub, &mut sink, report).await {
+        Ok((mut s, _)) => {
+            let mut api = Api::new(&mut s, "", None);
+            let r = exchange(&mut api, &path, &ex).await;
+            collect(report, &api);
+            r
+        }
+        Err(Stop) => {
+            // Replace the API origin's verdict for the check that failed on the token endpoint.
+            if let Some(mut failed) = sub
+                .results
+                .into_iter()
+                .find(|r| matches!(r.verdict, Verdict::Failed(_)))
+            {
+                if let Verdict::Failed(ref mut f) = failed.verdict {
+                    f.message = format!("token endpoint {}: {}", tok.url, f.message);
+                }
+                if let Some(slot) = p.results.iter_mut().find(|r| r.check == failed.check) {
+                    *slot = failed;
+                    return Err(Finding::new(Cause::ServerError, String::new()).mark_replaced());
+                }
+                return Err(match failed.verdict {
+                    Verdict::Failed(f) => f,
+                    _ => Finding::new(
+                        Cause::ServerError,
+                        format!("the token endpoint {} could not be reached", tok.url),
+                    ),
+                });
+            }
+            Err(Finding::new(
+                Cause::ServerError,
+                format!("the token endpoint {} could not be reached", tok.url),
+            ))
+        }
+    }
+}
+
+/// Network path, reachability and TLS for one origin, recording each verdict; on success an
+/// HTTP session and the leaf certificate.
+async fn open(
+    env: &Env,
+    t: &Target<'_>,
+    o: &Origin,
+    allowed: &[u16],
+    p: &mut Progress,
+    server: &mut ServerInfo,
+    report: &mut Report,
+) -> Result<(Session, Option<LeafInfo>), Stop> {
+    let spec = t.spec;
+    let port = o.url.port_or_known_default().unwrap_or(443);
+    let proxy = match spec.proxy_url().map(url::Url::parse) {
+        Some(Ok(u)) => Some(u),
+        Some(Err(e)) => {
+            p.fail(
+                Check::NetworkPathValid,
+                Finding::new(
+                    Cause::PrivateEndpointUnreachable,
+                    format!("spec.network.privateEndpoint.proxyUrl is not a URL: {e}"),
+                ),
+            );
+            return Err(Stop);
+        }
+        None => None,
+    };
+    let resolved = env.net.resolve(&o.host, port).await;
+    let addrs: Vec<SocketAddr> = resolved.as_ref().map(|a| a.clone()).unwrap_or_default();
+    server.addresses = addrs.iter().map(|a| a.ip().to_string()).collect();
+    let resolution = match &resolved {
+        Ok(a) => Resolution::Addresses(a),
+        Err(_) => Resolution::Failed,
+    };
+    let route = match checks::network_path::check(
+        &o.host,
+        spec.exposure(),
+        proxy.as_ref(),
+        resolution,
+        &env.net.policy,
+    ) {
+        Ok(r) => r,
+        Err(Some(f)) => {
+            p.fail(Check::NetworkPathValid, f);
+            return Err(Stop);
+        }
+        Err(None) => {
+            // DNS failed and there is no private endpoint to ask: Reachable's verdict.
+            let f = match &resolved {
+                Err(e) => checks::reachable::dns_failure(e),
+                Ok(_) => Finding::new(
+                    Cause::DnsResolutionFailed,
+                    format!("{} does not resolve", o.host),
+                ),
+            };
+            p.results.push(CheckResult {
+                check: Check::NetworkPathValid,
+                verdict: Verdict::Skipped {
+                    after: Check::Reachable,
+                },
+                warnings: Vec::new(),
+            });
+            p.fail(Check::Reachable, f);
+            return Err(Stop);
+        }
+    };
+    let port = match checks::reachable::check_url(&o.url, allowed) {
+        Ok(port) => port,
+        Err(f) => {
+            match route {
+                Route::Direct(_) => {
+                    p.record(CheckResult::passed(
+                        Check::NetworkPathValid,
+                        path_message(&o.host, &route),
+                    ));
+                }
+                Route::Proxy(_) => p.results.push(CheckResult {
+                    check: Check::NetworkPathValid,
+                    verdict: Verdict::Skipped {
+                        after: Check::Reachable,
+                    },
+                    warnings: Vec::new(),
+                }),
+            }
+            p.fail(Check::Reachable, f);
+            return Err(Stop);
+        }
+    };
+    let tcp = match &route {
+        Route::Direct(addrs) => {
+            p.record(CheckResult::passed(
+                Check::NetworkPathValid,
+                path_message(&o.host, &route),
+            ));
+            match connect_direct(addrs, env.net.connect_timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    p.fail(Check::Reachable, checks::reachable::connect_failure(&e));
+                    return Err(Stop);
+                }
+            }
+        }
+        Route::Proxy(proxy) => {
+            let (dial_host, dial_port) = (o.host.clone(), port);
+            match connect_via_proxy(&env.net, proxy, &dial_host, dial_port).await {
+                Ok(s) => {
+                    p.record(CheckResult::passed(
+                        Check::NetworkPathValid,
+                        path_message(&o.host, &route),
+                    ));
+                    s
+                }
+                Err(e) => {
+                    p.fail(
+                        Check::NetworkPathValid,
+                        Finding::new(Cause::PrivateEndpointUnreachable, e.to_string()),
+                    );
+                    return Err(Stop);
+                }
+            }
+        }
+    };
+    p.record(CheckResult::passed(
+        Check::Reachable,
+        format!("{}:{port} accepts connections", o.host),
+    ));
+
+    // TLS
+    let tls_spec = spec.tls.clone().unwrap_or_default();
+    let bundle = match (&tls_spec.ca_bundle_ref, t.ca_bundle) {
+        (None, _) => Ok(Vec::new()),
+        (Some(r), lookup) => {
+            let key = r.key.clone().unwrap_or_else(|| "ca.crt".into());
+            let what = format!(
+                "{} {}/{}",
+                match r.kind {
+                    CaBundleKind::ConfigMap => "ConfigMap",
+                    CaBundleKind::Secret => "Secret",
+                },
+                t.namespace,
+                r.name
+            );
+            match lookup {
+                Some(Lookup::Found(data)) => data.get(&key).cloned().ok_or_else(|| {
+                    Finding::new(
+                        Cause::CaBundleNotFound,
+                        format!("{what} has no key {key:?}"),
+                    )
+                }),
+                Some(Lookup::Forbidden(d)) => Err(Finding::new(
+                    Cause::CaBundleNotFound,
+                    format!("bbconn may not read {what}: {d}"),
+                )),
+                Some(Lookup::Failed(d)) => Err(Finding::new(
+                    Cause::ServerError,
+                    format!("reading {what} failed: {d}"),
+                )),
+                Some(Lookup::NotFound) | None => Err(Finding::new(
+                    Cause::CaBundleNotFound,
+                    format!("{what} does not exist"),
+                )),
+            }
+        }
+    };
+    let trust = match bundle.and_then(|b| env.trust(&b, tls_spec.use_public_roots.unwrap_or(true)))
+    {
+        Ok(t) => t,
+        Err(f) => {
+            p.fail(Check::TlsVerified, f);
+            return Err(Stop);
+        }
+    };
+    let hs = tlsx::handshake(tcp, &o.host, &trust, env.net.connect_timeout).await;
+    let rejection = match &hs.outcome {
+        Err(HandshakeError::Rejected(r)) => Some(r.clone()),
+        _ => None,
+    };
+    let (result, leaf) = checks::tls::check(checks::tls::Inputs {
+        host: &o.host,
+        chain: &hs.chain,
+        rejection: rejection.as_ref(),
+        pin: tls_spec.pinned_sha256.as_deref(),
+        now: (env.clock)(),
+        warn_within: spec.expiry_warning(),
+    });
+    if report.certificate.is_none() {
+        report.certificate = leaf.clone();
+    }
+    let stream = match hs.outcome {
+        Err(HandshakeError::TimedOut) => {
+            p.fail(
+                Check::TlsVerified,
+                Finding::new(
+                    Cause::ConnectionTimedOut,
+                    format!("the TLS handshake with {} timed out", o.host),
+                ),
+            );
+            return Err(Stop);
+        }
+        Err(HandshakeError::Failed(d)) => {
+            p.fail(
+                Check::TlsVerified,
+                Finding::new(
+                    Cause::UnexpectedResponse,
+                    format!("the TLS handshake with {} failed: {d}", o.host),
+                ),
+            );
+            return Err(Stop);
+        }
+        Err(HandshakeError::Rejected(_)) => {
+            p.record(result);
+            return Err(Stop);
+        }
+        Ok(s) => s,
+    };
+    if !p.record(result) {
+        return Err(Stop);
+    }
+    let authority = if port == 443 {
+        o.host.clone()
+    } else {
+        format!("{}:{port}", o.host)
+    };
+    match Session::open(stream, authority, env.net.request_timeout, env.net.max_body).await {
+        Ok(s) => Ok((s, leaf)),
+        Err(e) => {
+            p.fail(
+                Check::Authenticated,
+                Finding::new(Cause::ServerError, e.to_string()),
+            );
+            Err(Stop)
+        }
+    }
+}
+
+fn path_message(host: &str, route: &Route) -> String {
+    match route {
+        Route::Direct(a) => format!(
+            "{host} resolves to {}",
+            a.iter()
+                .map(|a| a.ip().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Route::Proxy(p) => format!(
+            "{host} is reached through the private endpoint {}",
+            p.as_str().trim_end_matches('/')
+        ),
+    }
+}
+
+/// Last line of defence: no secret value leaves the engine, whatever a server echoed.
+fn scrub(report: &mut Report, credential: &Credential) {
+    let secrets: Vec<&str> = credential
+        .secret_values()
+        .into_iter()
+        .filter(|s| s.len() >= 4)
+        .collect();
+    let clean = |s: &mut String| {
+        for v in &secrets {
+            if s.contains(v) {
+                *s = s.replace(v, "<redacted>");
+            }
+        }
+    };
+    for r in &mut report.results {
+        if let Verdict::Failed(f) = &mut r.verdict {
+            clean(&mut f.message);
+        }
+        if let Verdict::Passed { message, .. } = &mut r.verdict {
+            clean(message);
+        }
+        for w in &mut r.warnings {
+            clean(&mut w.message);
+        }
+    }
+}
+
+/// Exposed for the benchmark and tests: how many requests a run sent.
+pub fn request_count(report: &Report) -> usize {
+    report.requests.len()
+}
+
+#[allow(dead_code)]
+fn _assert_send() {
+    fn is_send<T: Send>(_: T) {}
+    let env = Env::new(NetConfig::default());
+    let spec: BitbucketConnectionSpec = match serde_json::from_value(serde_json::json!({})) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    let lookup = Lookup::NotFound;
+    is_send(run(
+        &env,
+        Target {
+            namespace: "",
+            name: "",
+            spec: &spec,
+            secret: &lookup,
+            ca_bundle: None,
+        },
+    ));
+    let _ = bitbucket::parse_retry_after("1");
+}

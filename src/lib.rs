@@ -1,0 +1,24 @@
+//! bbconn: Bitbucket connections, checked declaratively.
+//!
+//! Where a cause is decided: `catalogue` lists them all; each check's module under `checks/`
+//! decides its own; `engine` runs them in order.
+
+pub mod api;
+pub mod bitbucket;
+pub mod catalogue;
+pub mod checks;
+pub mod cli;
+pub mod credential;
+pub mod engine;
+pub mod manifests;
+pub mod profiles;
+pub mod status;
+pub mod transport;
+
+use kube::CustomResourceExt;
+
+/// The CRD as YAML, exactly as `crds/` holds it.
+pub fn crd_yaml() -> Result<String, String> {
+    let crd = api::BitbucketConnection::crd();
+    serde_saphyr::to_string(&crd).map_err(|e| e.to_string())
+}

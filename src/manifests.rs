@@ -1,0 +1,391 @@
+//! Reading what `kubectl apply -f` would: BitbucketConnection, Secret and ConfigMap documents, in
+//! several documents and files, checked as strictly as the API server would (unknown fields,
+//! schema types, the CRD's CEL rules), with errors that name the file, document and field.
+
+use crate::api::{BitbucketConnection, BitbucketConnectionSpec, CaBundleKind};
+use crate::checks::Lookup;
+use base64::Engine;
+use kube::CustomResourceExt;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use thiserror::Error;
+
+/// Larger inputs are refused rather than parsed: a manifest set is kilobytes, not megabytes.
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
+
+#[derive(Debug, Error)]
+pub enum InputError {
+    #[error("{file}: {detail}")]
+    File { file: String, detail: String },
+    #[error("{file}: document {doc}{what}: {detail}")]
+    Document {
+        file: String,
+        doc: usize,
+        what: String,
+        detail: String,
+    },
+    #[error("{0}")]
+    Reference(String),
+    #[error("no BitbucketConnection in the input")]
+    Empty,
+}
+
+/// A connection with everything it references.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub namespace: String,
+    pub name: String,
+    pub spec: BitbucketConnectionSpec,
+    pub secret: Lookup,
+    pub ca_bundle: Option<Lookup>,
+}
+
+#[derive(Default)]
+struct Objects {
+    connections: Vec<(String, String, BitbucketConnectionSpec)>,
+    /// (kind, namespace, name) -> data
+    data: BTreeMap<(&'static str, String, String), BTreeMap<String, Vec<u8>>>,
+}
+
+pub fn load_files(
+    paths: &[impl AsRef<Path>],
+    default_namespace: &str,
+) -> Result<Vec<Connection>, InputError> {
+    let mut objects = Objects::default();
+    for path in paths {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let text = read_limited(path).map_err(|detail| InputError::File {
+            file: file.clone(),
+            detail,
+        })?;
+        parse_into(&file, &text, default_namespace, &mut objects)?;
+    }
+    resolve(objects)
+}
+
+pub fn load_str(
+    file: &str,
+    text: &str,
+    default_namespace: &str,
+) -> Result<Vec<Connection>, InputError> {
+    let mut objects = Objects::default();
+    parse_into(file, text, default_namespace, &mut objects)?;
+    resolve(objects)
+}
+
+fn read_limited(path: &Path) -> Result<String, String> {
+    let f: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(|e| e.to_string())?)
+    };
+    let mut buf = Vec::new();
+    f.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "larger than {} MiB; bbconn check reads manifests, not data",
+            MAX_FILE_BYTES >> 20
+        ));
+    }
+    String::from_utf8(buf).map_err(|e| {
+        format!(
+            "not UTF-8 text (byte {}): is this a binary file?",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+fn parse_into(
+    file: &str,
+    text: &str,
+    default_ns: &str,
+    out: &mut Objects,
+) -> Result<(), InputError> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| InputError::File {
+        file: file.to_string(),
+        detail: format!("not valid YAML: {e}"),
+    })?;
+    let mut index = 0;
+    for doc in docs {
+        index += 1;
+        if doc.is_null() {
+            continue;
+        }
+        // `kubectl get -o yaml` wraps objects in a List.
+        if doc.get("kind").and_then(Value::as_str) == Some("List") {
+            let items = doc
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for item in items {
+                add(file, index, item, default_ns, out)?;
+            }
+            continue;
+        }
+        add(file, index, doc, default_ns, out)?;
+    }
+    Ok(())
+}
+
+fn add(
+    file: &str,
+    doc: usize,
+    v: Value,
+    default_ns: &str,
+    out: &mut Objects,
+) -> Result<(), InputError> {
+    let err = |what: String, detail: String| InputError::Document {
+        file: file.to_string(),
+        doc,
+        what,
+        detail,
+    };
+    if !v.is_object() {
+        return Err(err(
+            String::new(),
+            "not a Kubernetes object (expected a mapping with apiVersion and kind)".into(),
+        ));
+    }
+    let kind = v
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let api_version = v
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let name = v
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let ns = v
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(default_ns)
+        .to_string();
+    let what = format!(" ({kind} {ns}/{name})");
+    if name.is_empty() {
+        return Err(err(what, "metadata.name is missing".into()));
+    }
+    match (api_version.as_str(), kind.as_str()) {
+        ("bbconn.dev/v1alpha1", "BitbucketConnection") => {
+            let unknown = unknown_fields(&v);
+            if let Some(first) = unknown.first() {
+                return Err(err(what, format!("unknown field {first}")));
+            }
+            let obj: BitbucketConnection = serde_path_to_error::deserialize(v.clone())
+                .map_err(|e| err(what.clone(), format!("field {}: {}", e.path(), e.inner())))?;
+            if let Err(e) = obj.validate_cel() {
+                return Err(err(
+                    what,
+                    format!("rejected by the CRD's validation rules: {e}"),
+                ));
+            }
+            out.connections.push((ns, name, obj.spec));
+        }
+        ("v1", "Secret") | ("v1", "ConfigMap") => {
+            let (k, b64, plain): (&'static str, &str, &str) = if kind == "Secret" {
+                ("Secret", "data", "stringData")
+            } else {
+                ("ConfigMap", "binaryData", "data")
+            };
+            let mut data = BTreeMap::new();
+            if let Some(m) = v.get(b64) {
+                let m = m
+                    .as_object()
+                    .ok_or_else(|| err(what.clone(), format!("{b64} must be a mapping")))?;
+                for (key, val) in m {
+                    let s = val.as_str().ok_or_else(|| {
+                        err(what.clone(), format!("{b64}.{key} must be a string"))
+                    })?;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(s.trim())
+                        .map_err(|_| {
+                            err(what.clone(), format!("{b64}.{key} is not valid base64"))
+                        })?;
+                    data.insert(key.clone(), bytes);
+                }
+            }
+            if let Some(m) = v.get(plain) {
+                let m = m
+                    .as_object()
+                    .ok_or_else(|| err(what.clone(), format!("{plain} must be a mapping")))?;
+                for (key, val) in m {
+                    let s = val.as_str().ok_or_else(|| {
+                        err(what.clone(), format!("{plain}.{key} must be a string"))
+                    })?;
+                    data.insert(key.clone(), s.as_bytes().to_vec());
+                }
+            }
+            out.data.insert((k, ns, name), data);
+        }
+        _ => {
+            return Err(err(
+                what,
+                format!(
+                    "{api_version} {kind} is not something bbconn check reads (BitbucketConnection bbconn.dev/v1alpha1, v1 Secret, v1 ConfigMap)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn resolve(objects: Objects) -> Result<Vec<Connection>, InputError> {
+    if objects.connections.is_empty() {
+        return Err(InputError::Empty);
+    }
+    let mut out = Vec::new();
+    for (ns, name, spec) in objects.connections {
+        let secret_name = &spec.auth.secret_ref.name;
+        let secret = match objects
+            .data
+            .get(&("Secret", ns.clone(), secret_name.clone()))
+        {
+            Some(d) => Lookup::Found(d.clone()),
+            None => {
+                return Err(InputError::Reference(format!(
+                    "BitbucketConnection {ns}/{name}: spec.auth.secretRef names Secret {ns}/{secret_name}, which is not in the input"
+                )));
+            }
+        };
+        let ca_bundle = match spec.tls.as_ref().and_then(|t| t.ca_bundle_ref.as_ref()) {
+            None => None,
+            Some(r) => {
+                let kind = match r.kind {
+                    CaBundleKind::ConfigMap => "ConfigMap",
+                    CaBundleKind::Secret => "Secret",
+                };
+                match objects.data.get(&(kind, ns.clone(), r.name.clone())) {
+                    Some(d) => Some(Lookup::Found(d.clone())),
+                    None => {
+                        return Err(InputError::Reference(format!(
+                            "BitbucketConnection {ns}/{name}: spec.tls.caBundleRef names {kind} {ns}/{}, which is not in the input",
+                            r.name
+                        )));
+                    }
+                }
+            }
+        };
+        out.push(Connection {
+            namespace: ns,
+            name,
+            spec,
+            secret,
+            ca_bundle,
+        });
+    }
+    Ok(out)
+}
+
+/// Fields the CRD's schema does not know, as the API server's strict field validation reports
+/// them (`.spec.auth.mehtod`).
+pub fn unknown_fields(obj: &Value) -> Vec<String> {
+    let crd = BitbucketConnection::crd();
+    let schema = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| serde_json::to_value(s).ok())
+        .unwrap_or(Value::Null);
+    let mut out = Vec::new();
+    walk(obj, &schema, String::new(), &mut out);
+    out
+}
+
+fn walk(v: &Value, schema: &Value, path: String, out: &mut Vec<String>) {
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            let props = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties");
+            for (k, child) in map {
+                // metadata is ObjectMeta, validated by the API server itself.
+                if path.is_empty() && (k == "metadata" || k == "apiVersion" || k == "kind") {
+                    continue;
+                }
+                let p = format!("{path}.{k}");
+                match (props.and_then(|p| p.get(k)), additional) {
+                    (Some(s), _) => walk(child, s, p, out),
+                    (None, Some(s)) if s.is_object() => walk(child, s, p, out),
+                    (None, Some(Value::Bool(true))) => {}
+                    _ => out.push(p),
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, s, format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+apiVersion: bbconn.dev/v1alpha1
+kind: BitbucketConnection
+metadata: {name: c, namespace: ci}
+spec:
+  flavor: DataCenter
+  url: https://bitbucket.example.com
+  auth: {method: AccessToken, secretRef: {name: tok}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: tok, namespace: ci}
+stringData: {token: abc}
+"#;
+
+    #[test]
+    fn reads_connections_and_their_secrets() {
+        let c = load_str("m.yaml", GOOD, "default").unwrap();
+        assert_eq!(c.len(), 1);
+        assert!(
+            matches!(&c[0].secret, Lookup::Found(d) if d.get("token").map(Vec::as_slice) == Some(&b"abc"[..]))
+        );
+    }
+
+    #[test]
+    fn names_the_unknown_field() {
+        let bad = GOOD.replace(
+            "method: AccessToken",
+            "mehtod: AccessToken, method: AccessToken",
+        );
+        let e = load_str("m.yaml", &bad, "default").unwrap_err().to_string();
+        assert!(e.contains(".spec.auth.mehtod"), "{e}");
+        assert!(e.contains("document 1"), "{e}");
+    }
+
+    #[test]
+    fn cel_rules_apply_offline() {
+        let bad = GOOD.replace(
+            "https://bitbucket.example.com",
+            "ftp://bitbucket.example.com",
+        );
+        let e = load_str("m.yaml", &bad, "default").unwrap_err().to_string();
+        assert!(
+            e.contains("spec.url must be an absolute http(s) URL"),
+            "{e}"
+        );
+    }
+}

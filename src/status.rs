@@ -1,0 +1,192 @@
+//! From a [`Report`] to the resource's status: conditions, problems, server, certificate,
+//! credential. Pure, with the clock passed in, so the same report always gives the same status and
+//! `lastTransitionTime` moves only when a condition's status, reason or message changes.
+
+use crate::api::{BitbucketConnectionStatus, Condition, Problem};
+use crate::catalogue::{Cause, Effect, RemedyContext, reason};
+use crate::checks::{Finding, Verdict};
+use crate::engine::Report;
+
+pub const READY: &str = "Ready";
+pub const STALLED: &str = "Stalled";
+pub const RECONCILING: &str = "Reconciling";
+
+/// How Ready reads from a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    NotReady { stalled: bool },
+    Unknown,
+}
+
+pub fn readiness(report: &Report) -> Readiness {
+    match report.first_failure() {
+        None => Readiness::Ready,
+        Some(f) => match f.cause.effect() {
+            Effect::Transient => Readiness::Unknown,
+            Effect::Unverifiable | Effect::Warn => Readiness::Ready,
+            Effect::Fail { stalls } => Readiness::NotReady { stalled: stalls },
+        },
+    }
+}
+
+fn condition(type_: &str, status: &str, reason: &str, message: String) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: None,
+        last_transition_time: String::new(),
+    }
+}
+
+/// The conditions for a report, in CONTRACT.md's order, without timestamps.
+pub fn conditions(report: &Report) -> Vec<Condition> {
+    let mut out = Vec::new();
+    let first = report.first_failure();
+    let ready = match (readiness(report), first) {
+        (Readiness::Ready, _) => {
+            let warnings: usize = report.results.iter().map(|r| r.warnings.len()).sum::<usize>()
+                + report
+                    .results
+                    .iter()
+                    .filter(|r| matches!(&r.verdict, Verdict::Failed(f) if f.cause == Cause::ScopesUnverifiable))
+                    .count();
+            let message = if warnings == 0 {
+                "every check passed".to_string()
+            } else {
+                format!("every check passed, with {warnings} warning(s): see status.problems")
+            };
+            condition(READY, "True", reason::ALL_PASSED, message)
+        }
+        (Readiness::Unknown, Some(f)) => {
+            condition(READY, "Unknown", f.cause.as_str(), f.message.clone())
+        }
+        (_, Some(f)) => condition(READY, "False", f.cause.as_str(), f.message.clone()),
+        (_, None) => condition(READY, "Unknown", reason::CHECKING, String::new()),
+    };
+    out.push(ready);
+    for r in &report.results {
+        let c = match &r.verdict {
+            Verdict::Passed { reason, message } => {
+                let reason = r.warnings.first().map_or(*reason, |w| w.cause.as_str());
+                condition(r.check.as_str(), "True", reason, message.clone())
+            }
+            Verdict::Failed(f) => {
+                let status = match f.cause.effect() {
+                    Effect::Fail { .. } => "False",
+                    Effect::Transient | Effect::Unverifiable => "Unknown",
+                    Effect::Warn => "True",
+                };
+                condition(
+                    r.check.as_str(),
+                    status,
+                    f.cause.as_str(),
+                    f.message.clone(),
+                )
+            }
+            Verdict::Skipped { after } => {
+                let message = match &report.invalid {
+                    Some(f) => format!("not checked: the spec is invalid: {}", f.message),
+                    None => format!("not checked: {after} did not pass"),
+                };
+                condition(r.check.as_str(), "Unknown", reason::NOT_CHECKED, message)
+            }
+        };
+        out.push(c);
+    }
+    if let (Readiness::NotReady { stalled: true }, Some(f)) = (readiness(report), first) {
+        out.push(condition(
+            STALLED,
+            "True",
+            f.cause.as_str(),
+            format!(
+                "retrying will not help until the spec, the Secret or the server changes: {}",
+                f.message
+            ),
+        ));
+    }
+    out
+}
+
+/// One entry per failing or warning check, in check order.
+pub fn problems(report: &Report, ctx: &RemedyContext) -> Vec<Problem> {
+    let problem = |check: &str, f: &Finding| Problem {
+        check: check.to_string(),
+        cause: f.cause.as_str().to_string(),
+        severity: f.cause.severity().as_str().to_string(),
+        message: f.message.clone(),
+        remedy: f.cause.remedy(ctx),
+    };
+    let mut out = Vec::new();
+    if let Some(f) = &report.invalid {
+        out.push(problem(READY, f));
+    }
+    for r in &report.results {
+        if let Verdict::Failed(f) = &r.verdict {
+            out.push(problem(r.check.as_str(), f));
+        }
+        for w in &r.warnings {
+            out.push(problem(r.check.as_str(), w));
+        }
+    }
+    out
+}
+
+/// The status for a report. `old` supplies lastTransitionTime for unchanged conditions.
+pub fn build(
+    report: &Report,
+    ctx: &RemedyContext,
+    generation: Option<i64>,
+    old: Option<&BitbucketConnectionStatus>,
+    now: jiff::Timestamp,
+) -> BitbucketConnectionStatus {
+    let now_s = rfc3339(now);
+    let old_conditions = old.map(|o| o.conditions.as_slice()).unwrap_or_default();
+    let conditions = conditions(report)
+        .into_iter()
+        .map(|mut c| {
+            c.observed_generation = generation;
+            c.last_transition_time = old_conditions
+                .iter()
+                .find(|o| {
+                    o.type_ == c.type_
+                        && o.status == c.status
+                        && o.reason == c.reason
+                        && o.message == c.message
+                })
+                .map_or_else(|| now_s.clone(), |o| o.last_transition_time.clone());
+            c
+        })
+        .collect();
+    BitbucketConnectionStatus {
+        observed_generation: generation,
+        last_checked_time: Some(now_s),
+        last_handled_requested_at: old.and_then(|o| o.last_handled_requested_at.clone()),
+        conditions,
+        problems: problems(report, ctx),
+        server: report.server.clone(),
+        certificate: report
+            .certificate
+            .as_ref()
+            .map(crate::checks::tls::certificate_info),
+        credential: report.credential.clone(),
+    }
+}
+
+/// Seconds precision, as metav1.Time serializes.
+pub fn rfc3339(t: jiff::Timestamp) -> String {
+    let secs = t.as_second();
+    jiff::Timestamp::from_second(secs).unwrap_or(t).to_string()
+}
+
+/// Whether two statuses differ in anything but the check timestamp: the operator writes only then.
+pub fn differs(a: &BitbucketConnectionStatus, b: &BitbucketConnectionStatus) -> bool {
+    let strip = |s: &BitbucketConnectionStatus| {
+        let mut s = s.clone();
+        s.last_checked_time = None;
+        s
+    };
+    strip(a) != strip(b)
+}
