@@ -26,10 +26,8 @@ pub enum InputError {
         what: String,
         detail: String,
     },
-    #[error("{0}")]
-    Reference(String),
-    #[error("no BitbucketConnection in the input")]
-    Empty,
+    #[error("no BitbucketConnection in {0}")]
+    Empty(String),
 }
 
 /// A connection with everything it references.
@@ -44,7 +42,8 @@ pub struct Connection {
 
 #[derive(Default)]
 struct Objects {
-    connections: Vec<(String, String, BitbucketConnectionSpec)>,
+    /// (file, document, namespace, name, spec)
+    connections: Vec<(String, usize, String, String, BitbucketConnectionSpec)>,
     /// (kind, namespace, name) -> data
     data: BTreeMap<(&'static str, String, String), BTreeMap<String, Vec<u8>>>,
 }
@@ -63,7 +62,11 @@ pub fn load_files(
         })?;
         parse_into(&file, &text, default_namespace, &mut objects)?;
     }
-    resolve(objects)
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| p.as_ref().display().to_string())
+        .collect();
+    resolve(objects, &names.join(", "))
 }
 
 pub fn load_str(
@@ -73,7 +76,7 @@ pub fn load_str(
 ) -> Result<Vec<Connection>, InputError> {
     let mut objects = Objects::default();
     parse_into(file, text, default_namespace, &mut objects)?;
-    resolve(objects)
+    resolve(objects, file)
 }
 
 fn read_limited(path: &Path) -> Result<String, String> {
@@ -178,9 +181,9 @@ fn add(
     }
     match (api_version.as_str(), kind.as_str()) {
         ("bbconn.dev/v1alpha1", "BitbucketConnection") => {
-            let unknown = unknown_fields(&v);
-            if let Some(first) = unknown.first() {
-                return Err(err(what, format!("unknown field {first}")));
+            let violations = schema_violations(&v);
+            if let Some(first) = violations.first() {
+                return Err(err(what, first.clone()));
             }
             let obj: BitbucketConnection = serde_path_to_error::deserialize(v.clone())
                 .map_err(|e| err(what.clone(), format!("field {}: {}", e.path(), e.inner())))?;
@@ -190,7 +193,8 @@ fn add(
                     format!("rejected by the CRD's validation rules: {e}"),
                 ));
             }
-            out.connections.push((ns, name, obj.spec));
+            out.connections
+                .push((file.to_string(), doc, ns, name, obj.spec));
         }
         ("v1", "Secret") | ("v1", "ConfigMap") => {
             let (k, b64, plain): (&'static str, &str, &str) = if kind == "Secret" {
@@ -240,12 +244,18 @@ fn add(
     Ok(())
 }
 
-fn resolve(objects: Objects) -> Result<Vec<Connection>, InputError> {
+fn resolve(objects: Objects, files: &str) -> Result<Vec<Connection>, InputError> {
     if objects.connections.is_empty() {
-        return Err(InputError::Empty);
+        return Err(InputError::Empty(files.to_string()));
     }
     let mut out = Vec::new();
-    for (ns, name, spec) in objects.connections {
+    for (file, doc, ns, name, spec) in objects.connections {
+        let missing = |detail: String| InputError::Document {
+            file: file.clone(),
+            doc,
+            what: format!(" (BitbucketConnection {ns}/{name})"),
+            detail,
+        };
         let secret_name = &spec.auth.secret_ref.name;
         let secret = match objects
             .data
@@ -253,8 +263,8 @@ fn resolve(objects: Objects) -> Result<Vec<Connection>, InputError> {
         {
             Some(d) => Lookup::Found(d.clone()),
             None => {
-                return Err(InputError::Reference(format!(
-                    "BitbucketConnection {ns}/{name}: spec.auth.secretRef names Secret {ns}/{secret_name}, which is not in the input"
+                return Err(missing(format!(
+                    "spec.auth.secretRef names Secret {ns}/{secret_name}, which is not in the input"
                 )));
             }
         };
@@ -268,8 +278,8 @@ fn resolve(objects: Objects) -> Result<Vec<Connection>, InputError> {
                 match objects.data.get(&(kind, ns.clone(), r.name.clone())) {
                     Some(d) => Some(Lookup::Found(d.clone())),
                     None => {
-                        return Err(InputError::Reference(format!(
-                            "BitbucketConnection {ns}/{name}: spec.tls.caBundleRef names {kind} {ns}/{}, which is not in the input",
+                        return Err(missing(format!(
+                            "spec.tls.caBundleRef names {kind} {ns}/{}, which is not in the input",
                             r.name
                         )));
                     }
@@ -287,9 +297,10 @@ fn resolve(objects: Objects) -> Result<Vec<Connection>, InputError> {
     Ok(out)
 }
 
-/// Fields the CRD's schema does not know, as the API server's strict field validation reports
-/// them (`.spec.auth.mehtod`).
-pub fn unknown_fields(obj: &Value) -> Vec<String> {
+/// What the API server's schema validation would reject: unknown fields (as strict field
+/// validation reports them, `unknown field .spec.auth.mehtod`), numbers out of range, strings
+/// that miss their pattern or enum. Types are left to deserialization, which names the field.
+pub fn schema_violations(obj: &Value) -> Vec<String> {
     let crd = BitbucketConnection::crd();
     let schema = crd
         .spec
@@ -322,7 +333,7 @@ fn walk(v: &Value, schema: &Value, path: String, out: &mut Vec<String>) {
                     (Some(s), _) => walk(child, s, p, out),
                     (None, Some(s)) if s.is_object() => walk(child, s, p, out),
                     (None, Some(Value::Bool(true))) => {}
-                    _ => out.push(p),
+                    _ => out.push(format!("unknown field {p}")),
                 }
             }
         }
@@ -331,6 +342,48 @@ fn walk(v: &Value, schema: &Value, path: String, out: &mut Vec<String>) {
                 for (i, item) in items.iter().enumerate() {
                     walk(item, s, format!("{path}[{i}]"), out);
                 }
+            }
+        }
+        Value::Number(n) => {
+            let x = n.as_f64().unwrap_or_default();
+            if let Some(min) = schema
+                .get("minimum")
+                .and_then(Value::as_f64)
+                .filter(|m| x < *m)
+            {
+                out.push(format!("field {path}: {n} is less than the minimum {min}"));
+            }
+            if let Some(max) = schema
+                .get("maximum")
+                .and_then(Value::as_f64)
+                .filter(|m| x > *m)
+            {
+                out.push(format!(
+                    "field {path}: {n} is greater than the maximum {max}"
+                ));
+            }
+        }
+        Value::String(s) => {
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+                && regex::Regex::new(pattern).is_ok_and(|re| !re.is_match(s))
+            {
+                out.push(format!("field {path}: {s:?} does not match {pattern}"));
+            }
+            if let Some(min) = schema
+                .get("minLength")
+                .and_then(Value::as_u64)
+                .filter(|m| (s.chars().count() as u64) < *m)
+            {
+                out.push(format!("field {path}: shorter than {min} characters"));
+            }
+            if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+                && !allowed.iter().any(|a| a.as_str() == Some(s))
+            {
+                let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
+                out.push(format!(
+                    "field {path}: {s:?} is not one of {}",
+                    names.join(", ")
+                ));
             }
         }
         _ => {}
@@ -372,7 +425,7 @@ stringData: {token: abc}
             "mehtod: AccessToken, method: AccessToken",
         );
         let e = load_str("m.yaml", &bad, "default").unwrap_err().to_string();
-        assert!(e.contains(".spec.auth.mehtod"), "{e}");
+        assert!(e.contains("unknown field .spec.auth.mehtod"), "{e}");
         assert!(e.contains("document 1"), "{e}");
     }
 
