@@ -1,5 +1,6 @@
 //! Every cause of the catalogue, provoked against the simulator through `bbconn check`, and then
 //! every output of those runs searched for the secret values they used.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Causes that come from reading the cluster, which `bbconn check` cannot meet: the engine is fed
 //! the lookup results the operator would get.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bbconn::api::BitbucketConnectionSpec;
 use bbconn::catalogue::{Cause, Check};

@@ -1,5 +1,6 @@
 //! Each profile from the seed pages: a connection that meets it, and one that fails each of its
 //! requirements, all checked in one `bbconn check` run against the simulator.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The world the engine tests meet: the simulator on loopback with test-minted certificates,
 //! and `bbconn check` run in-process with its network options pointing at it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
 use bbconn::cli::{CheckArgs, NetArgs, Output};
