@@ -451,7 +451,7 @@ fn route(cloud: &Cloud, req: &Req, id: Option<&Identity>) -> (Resp, Option<Need>
     (get(cloud, req, id, &segs), need)
 }
 
-fn get_user(cloud: &Cloud, _req: &Req, id: Option<&Identity>, _segs: &[&str]) -> Resp {
+fn get_user(_cloud: &Cloud, _req: &Req, id: Option<&Identity>, _segs: &[&str]) -> Resp {
     let Some(id) = id else {
         // Not documented; the OpenAPI description lists 401 "When the request wasn't authenticated".
         return h::json(401, &error_json("Unauthorized"));
@@ -463,7 +463,6 @@ fn get_user(cloud: &Cloud, _req: &Req, id: Option<&Identity>, _segs: &[&str]) ->
     if let Err(r) = id.require(NEED_USER) {
         return r;
     }
-    let _ = cloud;
     h::json(200, &user_json(user))
 }
 

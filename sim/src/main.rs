@@ -74,6 +74,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     wait_for_signal().await?;
     info!(requests = running.request_count(), "shutting down");
     running.shutdown().await;
+    tracing::debug!("stopped");
     Ok(())
 }
 

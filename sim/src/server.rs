@@ -284,7 +284,7 @@ async fn handle(
     tls: bool,
     req: Request<Incoming>,
 ) -> Result<Resp, std::io::Error> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
     let auth = parts
@@ -292,9 +292,10 @@ async fn handle(
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let method = parts.method.clone();
     let record = |status: u16| RecordedRequest {
         listener: shared.listeners[idx].name.clone(),
-        method: parts.method.to_string(),
+        method: method.to_string(),
         path: path.clone(),
         query: query.clone(),
         authorization: auth.clone(),
@@ -302,7 +303,7 @@ async fn handle(
     };
 
     let mut early = None;
-    if let Some(fault) = shared.take_fault(idx, &parts.method, &path, auth.as_deref()) {
+    if let Some(fault) = shared.take_fault(idx, &method, &path, auth.as_deref()) {
         match fault.kind {
             FaultKind::Slow => {
                 tokio::time::sleep(Duration::from_millis(fault.delay_ms.unwrap_or(0))).await;
@@ -324,10 +325,10 @@ async fn handle(
             Ok(collected) => {
                 let req = Req {
                     listener: idx,
-                    method: parts.method.clone(),
+                    method: method.clone(),
                     path: path.clone(),
                     query: query.clone(),
-                    headers: parts.headers.clone(),
+                    headers: std::mem::take(&mut parts.headers),
                     body: collected.to_bytes(),
                     tls,
                 };
@@ -336,7 +337,7 @@ async fn handle(
             Err(_) => h::text(413, "Request body too large"),
         },
     };
-    debug!(listener = %shared.listeners[idx].name, method = %parts.method, %path, status = resp.status().as_u16(), "served");
+    debug!(listener = %shared.listeners[idx].name, %method, %path, status = resp.status().as_u16(), "served");
     shared.record(record(resp.status().as_u16()));
     Ok(resp)
 }

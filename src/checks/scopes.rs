@@ -24,7 +24,7 @@ pub enum Held<'a> {
 fn implied(scope: &str) -> Vec<&'static str> {
     match scope {
         "repository:write" => vec!["repository"],
-        "pullrequest" => vec!["repository"],
+        "pullrequest" | "project" => vec!["repository"],
         "pullrequest:write" => vec!["pullrequest", "repository", "repository:write"],
         "account:write" => vec!["account"],
         "snippet:write" => vec!["snippet"],

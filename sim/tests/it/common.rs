@@ -111,7 +111,9 @@ impl Sim {
     }
 
     pub async fn plain(&self, listener: &str) -> Conn {
-        Conn::connect(self.addr(listener), "localhost", None).await.unwrap()
+        Conn::connect(self.addr(listener), "localhost", None)
+            .await
+            .unwrap()
     }
 
     /// One GET on a fresh connection.
@@ -189,7 +191,11 @@ impl Resp {
 }
 
 impl Conn {
-    pub async fn connect(addr: SocketAddr, host: &str, ca_pem: Option<&str>) -> std::io::Result<Conn> {
+    pub async fn connect(
+        addr: SocketAddr,
+        host: &str,
+        ca_pem: Option<&str>,
+    ) -> std::io::Result<Conn> {
         let tcp = TcpStream::connect(addr).await?;
         let io: Box<dyn Io> = match ca_pem {
             Some(ca) => tls_over(Box::new(tcp), host, ca).await?,
@@ -236,7 +242,10 @@ impl Conn {
             }
             None => Bytes::new(),
         };
-        let resp = self.sender.send_request(builder.body(Full::new(body)).unwrap()).await?;
+        let resp = self
+            .sender
+            .send_request(builder.body(Full::new(body)).unwrap())
+            .await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await?.to_bytes();
@@ -251,7 +260,14 @@ impl Conn {
         self.try_send(Method::GET, path, auth, None).await.unwrap()
     }
 
-    pub async fn post_form(&mut self, path: &str, auth: Option<&str>, form: &[(&str, &str)]) -> Resp {
-        self.try_send(Method::POST, path, auth, Some(form)).await.unwrap()
+    pub async fn post_form(
+        &mut self,
+        path: &str,
+        auth: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Resp {
+        self.try_send(Method::POST, path, auth, Some(form))
+            .await
+            .unwrap()
     }
 }
