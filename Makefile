@@ -19,7 +19,7 @@ unit:
 	$(CARGO) test --workspace
 
 build:
-	$(CARGO) build --release --bin bbconn --bin bbconn-sim
+	$(CARGO) build --release --workspace --bins
 
 ## crd / causes: regenerate what the drift tests compare.
 crd:
@@ -29,7 +29,7 @@ causes:
 
 ## demo: the simulator, and `bbconn check` over examples/.
 demo: build
-	bash examples/demo.sh
+	bash examples/demo-check.sh
 
 ## bench: `bbconn check` over 1,000 connections against the simulator, and the floor.
 bench:

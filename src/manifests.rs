@@ -53,8 +53,8 @@ pub fn load_files(
     default_namespace: &str,
 ) -> Result<Vec<Connection>, InputError> {
     let mut objects = Objects::default();
-    for path in paths {
-        let path = path.as_ref();
+    for path in expand(paths).map_err(|(file, detail)| InputError::File { file, detail })? {
+        let path = path.as_path();
         let file = path.display().to_string();
         let text = read_limited(path).map_err(|detail| InputError::File {
             file: file.clone(),
@@ -77,6 +77,31 @@ pub fn load_str(
     let mut objects = Objects::default();
     parse_into(file, text, default_namespace, &mut objects)?;
     resolve(objects, file)
+}
+
+/// Directories stand for their .yaml, .yml and .json files, in name order, as `kubectl apply -f`
+/// takes them (not recursively).
+fn expand(paths: &[impl AsRef<Path>]) -> Result<Vec<std::path::PathBuf>, (String, String)> {
+    let mut out = Vec::new();
+    for p in paths {
+        let p = p.as_ref();
+        if p.is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(p)
+                .map_err(|e| (p.display().to_string(), e.to_string()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension()
+                            .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+                })
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.to_path_buf());
+        }
+    }
+    Ok(out)
 }
 
 fn read_limited(path: &Path) -> Result<String, String> {
