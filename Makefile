@@ -4,6 +4,8 @@ SHELL := bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
+include tests/controlplane/Makefile.include
+
 .PHONY: test lint fmt-check clippy unit build demo bench crd causes
 
 ## test: everything CI runs: format, lints, drift checks and the whole suite.

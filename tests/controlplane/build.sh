@@ -9,7 +9,7 @@
 #   BBCONN_GO_BUILD_P=N   pass -p N to go build (e.g. 1 on a busy machine)
 # Prints the binary directory on stdout; progress goes to stderr.
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bins=(etcd kube-apiserver)
@@ -27,6 +27,13 @@ fi
 
 command -v go >/dev/null || { log "go toolchain not found in PATH"; exit 1; }
 mkdir -p "$BIN_DIR"
+
+# Drop temp binaries left by an interrupted earlier run (the suffix is the
+# pid of the build.sh that wrote it; skip ones whose build is still running).
+for f in "$BIN_DIR"/.*.tmp.*; do
+    [[ -e $f ]] || continue
+    kill -0 "${f##*.}" 2>/dev/null || rm -f "$f"
+done
 
 # -mod=mod: resolve from go.mod/go.sum via the module proxy (no vendor dir).
 # GOPROXY is deliberately left as configured by the environment.

@@ -4,7 +4,7 @@
 #
 # Env: BBCONN_CLUSTER_DIR / ports as in lib.sh, BBCONN_STOP_TIMEOUT (s, 10).
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 timeout=${BBCONN_STOP_TIMEOUT:-10}

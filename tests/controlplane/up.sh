@@ -7,7 +7,7 @@
 #   BBCONN_ETCD_PEER_PORT (2380), BBCONN_APISERVER_PORT (6443),
 #   BBCONN_READY_TIMEOUT (seconds, default 60).
 set -euo pipefail
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if pid_of kube-apiserver >/dev/null && pid_of etcd >/dev/null && apiserver_ready; then
