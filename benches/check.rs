@@ -77,7 +77,7 @@ async fn bench() {
     let mut engine_best = Duration::MAX;
     let mut requests = 0;
     for _ in 0..ROUNDS {
-        let env = Env::new(net.clone());
+        let env = std::sync::Arc::new(Env::new(net.clone()));
         let t = Instant::now();
         let reports = check_all(&env, &connections, CONCURRENCY).await;
         let took = t.elapsed();

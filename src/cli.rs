@@ -101,7 +101,11 @@ pub fn remedy_context(c: &Connection) -> RemedyContext {
 }
 
 /// Checks every connection concurrently; results in input order.
-pub async fn check_all(env: &Env, connections: &[Connection], concurrency: usize) -> Vec<Report> {
+pub async fn check_all(
+    env: &std::sync::Arc<Env>,
+    connections: &[Connection],
+    concurrency: usize,
+) -> Vec<Report> {
     futures::stream::iter(connections.iter().map(|c| {
         engine::run(
             env,
@@ -111,6 +115,7 @@ pub async fn check_all(env: &Env, connections: &[Connection], concurrency: usize
                 spec: &c.spec,
                 secret: &c.secret,
                 ca_bundle: c.ca_bundle.as_ref(),
+                fresh: false,
             },
         )
     }))
@@ -128,7 +133,7 @@ pub async fn check(args: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             return 2;
         }
     };
-    let env = Env::new(args.net.net_config());
+    let env = std::sync::Arc::new(Env::new(args.net.net_config()));
     let reports = check_all(&env, &connections, args.concurrency).await;
     let now = jiff::Timestamp::now();
     let statuses: Vec<BitbucketConnectionStatus> = connections

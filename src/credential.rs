@@ -94,6 +94,38 @@ impl Credential {
         }
     }
 
+    /// Every value that identifies the credential, for the probe-sharing key (hashed there).
+    pub fn key_material(&self) -> Vec<&str> {
+        match self {
+            Credential::AccessToken { token, token_id } => {
+                vec!["token", token.expose(), token_id.as_deref().unwrap_or("")]
+            }
+            Credential::ApiToken { email, token } => vec!["api", email.expose(), token.expose()],
+            Credential::Basic { username, password } => {
+                vec!["basic", username.expose(), password.expose()]
+            }
+            Credential::AppPassword { username, password } => {
+                vec!["app", username.expose(), password.expose()]
+            }
+            Credential::OAuthClient {
+                client_id,
+                client_secret,
+            } => vec!["oauth", client_id.expose(), client_secret.expose()],
+            Credential::OAuthAppLink {
+                client_id,
+                client_secret,
+                redirect_url,
+            } => {
+                vec![
+                    "link",
+                    client_id.expose(),
+                    client_secret.expose(),
+                    redirect_url.expose(),
+                ]
+            }
+        }
+    }
+
     /// Every secret value, for tests and for scrubbing error text that came from elsewhere.
     pub fn secret_values(&self) -> Vec<&str> {
         match self {

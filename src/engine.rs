@@ -13,7 +13,7 @@ use crate::api::{
     Access, AuthMethod, BitbucketConnectionSpec, CaBundleKind, CredentialInfo, DcPermission,
     Flavor, ServerInfo,
 };
-use crate::bitbucket::{self, Api, Identity, cloud, datacenter, oauth};
+use crate::bitbucket::{Api, Identity, cloud, datacenter, oauth};
 use crate::catalogue::{Cause, Check};
 use crate::checks::network_path::{Resolution, Route};
 use crate::checks::repositories::Observed;
@@ -26,7 +26,7 @@ use crate::transport::{NetConfig, connect_direct, connect_via_proxy};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One connection to check, with what it references already fetched.
@@ -37,20 +37,74 @@ pub struct Target<'a> {
     pub secret: &'a Lookup,
     /// Only when spec.tls.caBundleRef is set.
     pub ca_bundle: Option<&'a Lookup>,
+    /// Do not reuse a shared result (a user asked for a re-check).
+    pub fresh: bool,
+}
+
+/// What the Bitbucket-facing checks need, owned, so one run can be shared by every connection
+/// with the same inputs (see [`crate::memo`]).
+struct ProbeInput {
+    spec: BitbucketConnectionSpec,
+    req: Effective,
+    api_origin: Origin,
+    credential: Credential,
+    /// The CA bundle's bytes, or why it could not be had (reported under TLSVerified).
+    ca: Result<Vec<u8>, Finding>,
+}
+
+/// The results of the Bitbucket-facing checks (every check after CredentialsResolved).
+#[derive(Clone, Debug)]
+pub struct Probed {
+    results: Vec<CheckResult>,
+    server: Option<ServerInfo>,
+    certificate: Option<LeafInfo>,
+    credential: Option<CredentialInfo>,
+    requests: Vec<(String, u16)>,
+    durations: Vec<(Check, Duration)>,
+}
+
+impl ProbeInput {
+    /// Everything the checks' outcome depends on; secret values enter only as a digest.
+    fn key(&self) -> crate::memo::Key {
+        use sha2::{Digest, Sha256};
+        let mut spec = self.spec.clone();
+        spec.interval = None;
+        spec.auth.secret_ref.name.clear();
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&spec).unwrap_or_default());
+        for v in self.credential.key_material() {
+            h.update((v.len() as u64).to_le_bytes());
+            h.update(v.as_bytes());
+        }
+        match &self.ca {
+            Ok(b) => h.update(b),
+            Err(f) => h.update(f.message.as_bytes()),
+        }
+        h.finalize().into()
+    }
 }
 
 /// The operator-wide environment.
 pub struct Env {
     pub net: NetConfig,
+    /// Shares Bitbucket-facing runs among connections with the same inputs (the operator's).
+    pub memo: Option<crate::memo::Memo<Probed>>,
     /// Verifiers by CA bundle: parsing roots is the costly part of TLS set-up.
     trust: Mutex<HashMap<u64, Trust>>,
     pub clock: fn() -> jiff::Timestamp,
 }
 
 impl Env {
+    /// With probe sharing: identical runs within `window` are made once.
+    pub fn with_sharing(mut self, window: Duration) -> Env {
+        self.memo = Some(crate::memo::Memo::new(window));
+        self
+    }
+
     pub fn new(net: NetConfig) -> Env {
         Env {
             net,
+            memo: None,
             trust: Mutex::new(HashMap::new()),
             clock: jiff::Timestamp::now,
         }
@@ -170,6 +224,7 @@ impl Progress {
 }
 
 /// The parts of a URL the checks need.
+#[derive(Clone)]
 struct Origin {
     url: url::Url,
     host: String,
@@ -197,7 +252,7 @@ fn origin(raw: &str, what: &str) -> Result<Origin, Finding> {
 }
 
 /// Runs every check for one connection.
-pub async fn run(env: &Env, t: Target<'_>) -> Report {
+pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
     let mut report = Report {
         results: Vec::new(),
         invalid: None,
@@ -243,10 +298,114 @@ pub async fn run(env: &Env, t: Target<'_>) -> Report {
             spec.auth.method
         ),
     ));
-    let _ = run_checks(env, &t, &req, &api_origin, &credential, &mut p, &mut report).await;
-    (report.results, report.durations) = p.finish();
+    let input = ProbeInput {
+        ca: ca_bundle(&t),
+        spec: spec.clone(),
+        req,
+        api_origin,
+        credential: credential.clone(),
+    };
+    let probed = match &env.memo {
+        Some(memo) => {
+            let owned_env = env.clone();
+            let key = input.key();
+            let (shared, ran) = memo
+                .get(key, t.fresh, async move { probe(&owned_env, &input).await })
+                .await;
+            let mut probed = (*shared).clone();
+            if !ran {
+                // Another connection's run: its requests were counted there.
+                probed.requests.clear();
+            }
+            probed
+        }
+        None => probe(env, &input).await,
+    };
+    let (credentials_result, credentials_duration) = (p.results.remove(0), p.durations.remove(0));
+    report.results = std::iter::once(credentials_result)
+        .chain(probed.results)
+        .collect();
+    report.durations = std::iter::once(credentials_duration)
+        .chain(probed.durations)
+        .collect();
+    report.server = probed.server;
+    report.certificate = probed.certificate;
+    report.credential = probed.credential;
+    report.requests = probed.requests;
     scrub(&mut report, &credential);
     report
+}
+
+/// Runs the checks after CredentialsResolved.
+async fn probe(env: &Env, input: &ProbeInput) -> Probed {
+    let mut p = Progress::new();
+    let mut report = Report {
+        results: Vec::new(),
+        invalid: None,
+        server: None,
+        certificate: None,
+        credential: None,
+        requests: Vec::new(),
+        durations: Vec::new(),
+    };
+    let _ = run_checks(env, input, &mut p, &mut report).await;
+    // Pretend CredentialsResolved passed so finish() orders and fills the rest; then drop it.
+    p.results.insert(
+        0,
+        CheckResult::passed(Check::CredentialsResolved, String::new()),
+    );
+    let (mut results, durations) = p.finish();
+    results.remove(0);
+    Probed {
+        results,
+        server: report.server,
+        certificate: report.certificate,
+        credential: report.credential,
+        requests: report.requests,
+        durations,
+    }
+}
+
+/// The CA bundle's bytes from its lookup.
+fn ca_bundle(t: &Target<'_>) -> Result<Vec<u8>, Finding> {
+    let Some(r) = t
+        .spec
+        .tls
+        .as_ref()
+        .and_then(|tls| tls.ca_bundle_ref.as_ref())
+    else {
+        return Ok(Vec::new());
+    };
+    let key = r.key.clone().unwrap_or_else(|| "ca.crt".into());
+    let what = format!(
+        "{} {}/{}",
+        match r.kind {
+            CaBundleKind::ConfigMap => "ConfigMap",
+            CaBundleKind::Secret => "Secret",
+        },
+        t.namespace,
+        r.name
+    );
+    match t.ca_bundle {
+        Some(Lookup::Found(data)) => data.get(&key).cloned().ok_or_else(|| {
+            Finding::new(
+                Cause::CaBundleNotFound,
+                format!("{what} has no key {key:?}"),
+            )
+        }),
+        Some(Lookup::Forbidden(d)) => Err(Finding::new(
+            Cause::CaBundleNotFound,
+            format!("bbconn may not read {what}: {d}"),
+        )),
+        Some(Lookup::Failed(d)) => Err(Finding::new(
+            Cause::ServerError,
+            format!("reading {what} failed: {d}"),
+        )),
+        Some(Lookup::NotFound) | None => Err(Finding::new(
+            Cause::CaBundleNotFound,
+            format!("{what} does not exist"),
+        )),
+    }
 }
 
 /// A check that has already been recorded as failed.
@@ -254,14 +413,14 @@ struct Stop;
 
 async fn run_checks(
     env: &Env,
-    t: &Target<'_>,
-    req: &Effective,
-    api_origin: &Origin,
-    credential: &Credential,
+    t: &ProbeInput,
     p: &mut Progress,
     report: &mut Report,
 ) -> Result<(), Stop> {
-    let spec = t.spec;
+    let spec = &t.spec;
+    let req = &t.req;
+    let api_origin = &t.api_origin;
+    let credential = &t.credential;
     let allowed = req.ports.clone().unwrap_or_else(|| spec.allowed_ports());
     let mut server = ServerInfo {
         flavor: Some(spec.flavor),
@@ -655,7 +814,7 @@ async fn exchange(
 #[allow(clippy::too_many_arguments)]
 async fn token_exchange(
     env: &Env,
-    t: &Target<'_>,
+    t: &ProbeInput,
     tok: &Origin,
     api_session: &mut Session,
     api_origin: &Origin,
@@ -717,14 +876,14 @@ async fn token_exchange(
 /// HTTP session and the leaf certificate.
 async fn open(
     env: &Env,
-    t: &Target<'_>,
+    t: &ProbeInput,
     o: &Origin,
     allowed: &[u16],
     p: &mut Progress,
     server: &mut ServerInfo,
     report: &mut Report,
 ) -> Result<(Session, Option<LeafInfo>), Stop> {
-    let spec = t.spec;
+    let spec = &t.spec;
     let port = o.url.port_or_known_default().unwrap_or(443);
     let proxy = match spec.proxy_url().map(url::Url::parse) {
         Some(Ok(u)) => Some(u),
@@ -842,41 +1001,7 @@ async fn open(
 
     // TLS
     let tls_spec = spec.tls.clone().unwrap_or_default();
-    let bundle = match (&tls_spec.ca_bundle_ref, t.ca_bundle) {
-        (None, _) => Ok(Vec::new()),
-        (Some(r), lookup) => {
-            let key = r.key.clone().unwrap_or_else(|| "ca.crt".into());
-            let what = format!(
-                "{} {}/{}",
-                match r.kind {
-                    CaBundleKind::ConfigMap => "ConfigMap",
-                    CaBundleKind::Secret => "Secret",
-                },
-                t.namespace,
-                r.name
-            );
-            match lookup {
-                Some(Lookup::Found(data)) => data.get(&key).cloned().ok_or_else(|| {
-                    Finding::new(
-                        Cause::CaBundleNotFound,
-                        format!("{what} has no key {key:?}"),
-                    )
-                }),
-                Some(Lookup::Forbidden(d)) => Err(Finding::new(
-                    Cause::CaBundleNotFound,
-                    format!("bbconn may not read {what}: {d}"),
-                )),
-                Some(Lookup::Failed(d)) => Err(Finding::new(
-                    Cause::ServerError,
-                    format!("reading {what} failed: {d}"),
-                )),
-                Some(Lookup::NotFound) | None => Err(Finding::new(
-                    Cause::CaBundleNotFound,
-                    format!("{what} does not exist"),
-                )),
-            }
-        }
-    };
+    let bundle = t.ca.clone();
     let trust = match bundle.and_then(|b| env.trust(&b, tls_spec.use_public_roots.unwrap_or(true)))
     {
         Ok(t) => t,
@@ -994,26 +1119,4 @@ fn scrub(report: &mut Report, credential: &Credential) {
 /// Exposed for the benchmark and tests: how many requests a run sent.
 pub fn request_count(report: &Report) -> usize {
     report.requests.len()
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>(_: T) {}
-    let env = Env::new(NetConfig::default());
-    let spec: BitbucketConnectionSpec = match serde_json::from_value(serde_json::json!({})) {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    let lookup = Lookup::NotFound;
-    is_send(run(
-        &env,
-        Target {
-            namespace: "",
-            name: "",
-            spec: &spec,
-            secret: &lookup,
-            ca_bundle: None,
-        },
-    ));
-    let _ = bitbucket::parse_retry_after("1");
 }

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod credential;
 pub mod engine;
 pub mod manifests;
+pub mod memo;
 pub mod profiles;
 pub mod status;
 pub mod transport;

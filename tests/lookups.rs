@@ -18,7 +18,7 @@ fn spec() -> BitbucketConnectionSpec {
 }
 
 async fn first_failure(secret: Lookup) -> (Check, Cause, String) {
-    let env = Env::new(NetConfig::default());
+    let env = std::sync::Arc::new(Env::new(NetConfig::default()));
     let spec = spec();
     let report = engine::run(
         &env,
@@ -28,6 +28,7 @@ async fn first_failure(secret: Lookup) -> (Check, Cause, String) {
             spec: &spec,
             secret: &secret,
             ca_bundle: None,
+            fresh: false,
         },
     )
     .await;
