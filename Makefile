@@ -8,8 +8,9 @@ include tests/controlplane/Makefile.include
 
 .PHONY: test lint fmt-check clippy unit build demo bench crd causes
 
-## test: everything CI runs: format, lints, drift checks and the whole suite.
-test: fmt-check clippy unit
+## test: everything CI runs: format, lints, drift checks and the whole suite. The end-to-end
+## tests need kube-apiserver and etcd: built once from Go modules, cached outside the repo.
+test: fmt-check clippy controlplane unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -26,6 +27,7 @@ build:
 ## crd / causes: regenerate what the drift tests compare.
 crd:
 	$(CARGO) run -q --bin bbconn -- crd > crds/bbconn.dev_bitbucketconnections.yaml
+	cp crds/bbconn.dev_bitbucketconnections.yaml deploy/00-crd.yaml
 causes:
 	$(CARGO) run -q --bin bbconn -- causes > docs/causes.md
 

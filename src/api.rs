@@ -61,9 +61,11 @@ pub struct BitbucketConnectionSpec {
     pub network: Option<Network>,
     /// How often to re-check when nothing changed (Go duration, e.g. 10m). Default 10m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     pub interval: Option<Duration>,
     /// Warn this long before a token or certificate expires (Go duration). Default 720h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
     pub expiry_warning: Option<Duration>,
 }
 

@@ -1,7 +1,6 @@
 //! `bbconn check`: the operator's checks without a cluster, for pipelines.
 
 use crate::api::BitbucketConnectionStatus;
-use crate::catalogue::RemedyContext;
 use crate::engine::{self, Env, Report, Target};
 use crate::manifests::{self, Connection};
 use crate::status::{self, Readiness};
@@ -83,23 +82,6 @@ struct JsonItem<'a> {
     status: &'a BitbucketConnectionStatus,
 }
 
-pub fn remedy_context(c: &Connection) -> RemedyContext {
-    let url = url::Url::parse(c.spec.base_url()).ok();
-    RemedyContext {
-        secret: format!("{}/{}", c.namespace, c.spec.auth.secret_ref.name),
-        host: url
-            .as_ref()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default(),
-        port: url
-            .as_ref()
-            .and_then(|u| u.port_or_known_default())
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-        proxy: c.spec.proxy_url().unwrap_or_default().to_string(),
-    }
-}
-
 /// Checks every connection concurrently; results in input order.
 pub async fn check_all(
     env: &std::sync::Arc<Env>,
@@ -139,7 +121,15 @@ pub async fn check(args: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     let statuses: Vec<BitbucketConnectionStatus> = connections
         .iter()
         .zip(&reports)
-        .map(|(c, r)| status::build(r, &remedy_context(c), None, None, now))
+        .map(|(c, r)| {
+            status::build(
+                r,
+                &status::remedy_context(&c.namespace, &c.spec),
+                None,
+                None,
+                now,
+            )
+        })
         .collect();
     let all_ready = reports
         .iter()

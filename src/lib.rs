@@ -12,8 +12,10 @@ pub mod credential;
 pub mod engine;
 pub mod manifests;
 pub mod memo;
+pub mod operator;
 pub mod profiles;
 pub mod status;
+pub mod telemetry;
 pub mod transport;
 
 use kube::CustomResourceExt;

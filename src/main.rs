@@ -21,16 +21,21 @@ enum Command {
     /// Print the reference of every cause and remedy (what docs/causes.md holds).
     Causes,
     /// Run the controller (in-cluster config or KUBECONFIG).
-    Run(bbconn::cli::NetArgs),
+    Run(bbconn::operator::RunArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(match cli.command {
+                    Command::Run(_) => "info",
+                    _ => "warn",
+                })
+            }),
         )
         .init();
     match cli.command {
@@ -63,11 +68,21 @@ fn main() -> ExitCode {
             });
             ExitCode::from(u8::try_from(code).unwrap_or(2))
         }
-        Command::Run(_) => {
-            eprintln!(
-                "bbconn run: the controller is not built yet (see the operator issue); use bbconn check"
-            );
-            ExitCode::from(2)
+        Command::Run(args) => {
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("bbconn run: cannot start the runtime: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(bbconn::operator::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "bbconn run stopped");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }

@@ -175,6 +175,27 @@ pub fn build(
     }
 }
 
+/// The values a remedy's placeholders take for a connection.
+pub fn remedy_context(
+    namespace: &str,
+    spec: &crate::api::BitbucketConnectionSpec,
+) -> RemedyContext {
+    let url = url::Url::parse(spec.base_url()).ok();
+    RemedyContext {
+        secret: format!("{namespace}/{}", spec.auth.secret_ref.name),
+        host: url
+            .as_ref()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_default(),
+        port: url
+            .as_ref()
+            .and_then(|u| u.port_or_known_default())
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        proxy: spec.proxy_url().unwrap_or_default().to_string(),
+    }
+}
+
 /// Seconds precision, as metav1.Time serializes.
 pub fn rfc3339(t: jiff::Timestamp) -> String {
     let secs = t.as_second();

@@ -139,30 +139,6 @@ fn crd_command_prints_what_crds_holds() {
     assert_eq!(String::from_utf8(o.stdout).unwrap(), on_disk);
 }
 
-/// Network options on the command line, as tests/common builds them in-process.
-fn net_flags(world: &World) -> Vec<String> {
-    let net = world.net();
-    let mut v = Vec::new();
-    for c in &net.address_class {
-        v.push(format!(
-            "--address-class={}={}",
-            c.net,
-            if c.class == bbconn::transport::address::AddressClass::Public {
-                "public"
-            } else {
-                "private"
-            }
-        ));
-    }
-    for c in &net.connect_to {
-        v.push(format!(
-            "--connect-to={}:{}:{}:{}",
-            c.host, c.port, c.to_host, c.to_port
-        ));
-    }
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_and_no_secret_in_trace_logs() {
     let world = World::start().await;
@@ -193,7 +169,7 @@ async fn exit_codes_and_no_secret_in_trace_logs() {
     );
     let h = write(&world.dir, "healthy.yaml", healthy.as_bytes());
     let b = write(&world.dir, "broken.yaml", broken.as_bytes());
-    let flags = net_flags(&world);
+    let flags = world.net_flags();
     let run = |file: String, extra: &[&str]| {
         let flags = flags.clone();
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();

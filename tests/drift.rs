@@ -23,6 +23,16 @@ fn crd_in_crds_dir_matches_the_types() {
 }
 
 #[test]
+fn deploy_holds_the_same_crd() {
+    let yaml = bbconn::crd_yaml().unwrap();
+    assert_same(
+        "deploy/00-crd.yaml",
+        &yaml,
+        "cp crds/bbconn.dev_bitbucketconnections.yaml deploy/00-crd.yaml",
+    );
+}
+
+#[test]
 fn cause_reference_matches_the_catalogue() {
     assert_same(
         "docs/causes.md",

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use bbconn::cli::{CheckArgs, NetArgs, Output};
 use bbconn_sim::{Fixture, Pki, Running, Simulator};
 use serde_json::Value;
@@ -120,6 +122,38 @@ impl World {
             connect_timeout: 2,
             request_timeout: 2,
         }
+    }
+
+    /// The same network as command-line flags, for the binaries.
+    pub fn net_flags(&self) -> Vec<String> {
+        let net = self.net();
+        let mut v = Vec::new();
+        for c in &net.address_class {
+            let class = if c.class == bbconn::transport::address::AddressClass::Public {
+                "public"
+            } else {
+                "private"
+            };
+            v.push(format!("--address-class={}={class}", c.net));
+        }
+        for c in &net.connect_to {
+            v.push(format!(
+                "--connect-to={}:{}:{}:{}",
+                c.host, c.port, c.to_host, c.to_port
+            ));
+        }
+        for r in &net.resolve {
+            let addrs: Vec<String> = r.addrs.iter().map(|a| a.to_string()).collect();
+            v.push(format!(
+                "--resolve={}:{}:{}",
+                r.host,
+                r.port,
+                addrs.join(",")
+            ));
+        }
+        v.push(format!("--connect-timeout={}", net.connect_timeout));
+        v.push(format!("--request-timeout={}", net.request_timeout));
+        v
     }
 
     /// The CA bundle ConfigMap every connection in `ns` can reference as `test-ca`.

@@ -1,0 +1,332 @@
+//! One connection, one pass:
+//!
+//! ```text
+//! fetch Secret and CA bundle -> engine (shared among identical inputs) -> status (pure)
+//!   -> write it by server-side apply, only if it changed -> Event on a Ready transition
+//!   -> requeue: the interval with jitter, or a per-connection backoff on transient failures
+//! ```
+
+use crate::api::{BitbucketConnection, BitbucketConnectionStatus, CaBundleKind, Condition};
+use crate::checks::Lookup;
+use crate::engine::{self, Env, Report, Target};
+use crate::status::{self, READY, RECONCILING, Readiness};
+use crate::telemetry::Metrics;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use rand::Rng;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Setting this annotation to a new value asks for a check at once (as Flux's
+/// reconcile.fluxcd.io/requestedAt); status.lastHandledRequestedAt echoes it.
+pub const REQUESTED_AT: &str = "bbconn.dev/requested-at";
+pub const FIELD_MANAGER: &str = "bbconn";
+
+#[derive(Debug, Error)]
+pub enum ReconcileError {
+    #[error("writing status failed: {0}")]
+    Status(#[source] kube::Error),
+    #[error("the object has no namespace")]
+    NoNamespace,
+}
+
+pub struct Ctx {
+    pub client: Client,
+    pub env: Arc<Env>,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive transient failures per connection: kube has no per-key backoff.
+    pub failures: Mutex<HashMap<(String, String), u32>>,
+    /// How long a check of a new generation may run before Reconciling=True is written.
+    pub reconciling_after: Duration,
+}
+
+impl Ctx {
+    fn failures(&self, key: &(String, String)) -> u32 {
+        self.failures
+            .lock()
+            .map(|m| m.get(key).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+    fn set_failures(&self, key: (String, String), n: u32) {
+        if let Ok(mut m) = self.failures.lock() {
+            if n == 0 {
+                m.remove(&key);
+            } else {
+                m.insert(key, n);
+            }
+        }
+    }
+}
+
+async fn lookup_secret(client: &Client, ns: &str, name: &str) -> Lookup {
+    match Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+    {
+        Ok(Some(s)) => Lookup::Found(
+            s.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect(),
+        ),
+        Ok(None) => Lookup::NotFound,
+        Err(e) => lookup_error(e),
+    }
+}
+
+async fn lookup_configmap(client: &Client, ns: &str, name: &str) -> Lookup {
+    match Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+    {
+        Ok(Some(cm)) => {
+            let mut data: BTreeMap<String, Vec<u8>> = cm
+                .binary_data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect();
+            data.extend(
+                cm.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes())),
+            );
+            Lookup::Found(data)
+        }
+        Ok(None) => Lookup::NotFound,
+        Err(e) => lookup_error(e),
+    }
+}
+
+fn lookup_error(e: kube::Error) -> Lookup {
+    match e {
+        kube::Error::Api(s) if s.code == 403 => Lookup::Forbidden(s.message),
+        kube::Error::Api(s) if s.code == 404 => Lookup::NotFound,
+        other => Lookup::Failed(other.to_string()),
+    }
+}
+
+fn jitter(d: Duration) -> Duration {
+    // ±10%, so connections created together do not re-check together forever.
+    let f: f64 = rand::rng().random_range(0.9..1.1);
+    d.mul_f64(f)
+}
+
+fn ready_of(s: Option<&BitbucketConnectionStatus>) -> Option<&Condition> {
+    s.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+}
+
+pub async fn reconcile(
+    obj: Arc<BitbucketConnection>,
+    ctx: Arc<Ctx>,
+) -> Result<Action, ReconcileError> {
+    let ns = obj.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let name = obj.name_any();
+    let key = (ns.clone(), name.clone());
+    let spec = &obj.spec;
+    let old = obj.status.as_ref();
+    let generation = obj.metadata.generation;
+    let requested = obj.annotations().get(REQUESTED_AT).cloned();
+    let handled = old.and_then(|s| s.last_handled_requested_at.clone());
+    let fresh = requested.is_some() && requested != handled;
+
+    let secret = lookup_secret(&ctx.client, &ns, &spec.auth.secret_ref.name).await;
+    let ca = match spec.tls.as_ref().and_then(|t| t.ca_bundle_ref.as_ref()) {
+        None => None,
+        Some(r) => Some(match r.kind {
+            CaBundleKind::ConfigMap => lookup_configmap(&ctx.client, &ns, &r.name).await,
+            CaBundleKind::Secret => lookup_secret(&ctx.client, &ns, &r.name).await,
+        }),
+    };
+    let api: Api<BitbucketConnection> = Api::namespaced(ctx.client.clone(), &ns);
+    let check = engine::run(
+        &ctx.env,
+        Target {
+            namespace: &ns,
+            name: &name,
+            spec,
+            secret: &secret,
+            ca_bundle: ca.as_ref(),
+            fresh,
+        },
+    );
+    let new_generation = old.and_then(|s| s.observed_generation) != generation;
+    let report: Report = if new_generation {
+        // kstatus reads Reconciling=True as "in progress"; write it only if the check is slow,
+        // so a quick check costs one status write, not two.
+        tokio::pin!(check);
+        tokio::select! {
+            r = &mut check => r,
+            _ = tokio::time::sleep(ctx.reconciling_after) => {
+                write_reconciling(&api, &name, old, generation).await.map_err(ReconcileError::Status)?;
+                ctx.metrics.status_writes.inc();
+                check.await
+            }
+        }
+    } else {
+        check.await
+    };
+    for (c, d) in &report.durations {
+        ctx.metrics.observe_check(*c, d.as_secs_f64());
+    }
+    for (host, status) in &report.requests {
+        ctx.metrics.count_request(host, *status);
+    }
+
+    let readiness = status::readiness(&report);
+    let failures = ctx.failures(&key);
+    let was_ready = ready_of(old).is_some_and(|c| c.status == "True");
+    let transient = readiness == Readiness::Unknown;
+    if transient && was_ready && failures == 0 && !new_generation && !fresh {
+        // One blip does not flip a Ready connection: look again soon before saying Unknown.
+        ctx.set_failures(key, 1);
+        ctx.metrics.count_reconcile("transient");
+        return Ok(Action::requeue(backoff(1, &report, spec.interval())));
+    }
+
+    let remedy_ctx = status::remedy_context(&ns, spec);
+    let mut new = status::build(&report, &remedy_ctx, generation, old, (ctx.env.clock)());
+    new.last_handled_requested_at = requested.or(handled);
+    if old.is_none_or(|o| status::differs(o, &new)) {
+        let patch = serde_json::json!({
+            "apiVersion": "bbconn.dev/v1alpha1",
+            "kind": "BitbucketConnection",
+            "status": new,
+        });
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        if let Err(e) = api.patch_status(&name, &pp, &Patch::Apply(&patch)).await {
+            ctx.metrics.status_write_errors.inc();
+            return Err(ReconcileError::Status(e));
+        }
+        ctx.metrics.status_writes.inc();
+        publish_transition(&ctx, &obj, ready_of(old), ready_of(Some(&new)), &new).await;
+    }
+
+    let (result, next) = match readiness {
+        Readiness::Ready => {
+            ctx.set_failures(key, 0);
+            ("ready", jitter(spec.interval()))
+        }
+        Readiness::NotReady { stalled: true } => {
+            ctx.set_failures(key, 0);
+            // A change to the spec, Secret or CA bundle triggers a check at once; until then,
+            // the interval.
+            ("stalled", jitter(spec.interval()))
+        }
+        Readiness::NotReady { stalled: false } | Readiness::Unknown => {
+            let n = failures.saturating_add(1);
+            ctx.set_failures(key, n);
+            ("retrying", backoff(n, &report, spec.interval()))
+        }
+    };
+    ctx.metrics.count_reconcile(result);
+    Ok(Action::requeue(next))
+}
+
+/// 5 s doubling per consecutive failure, at most the interval; never sooner than Retry-After.
+fn backoff(n: u32, report: &Report, interval: Duration) -> Duration {
+    let exp = Duration::from_secs(5).saturating_mul(1u32 << n.saturating_sub(1).min(10));
+    let d = exp.min(interval.max(Duration::from_secs(5)));
+    jitter(d.max(report.retry_after().unwrap_or_default()))
+}
+
+async fn write_reconciling(
+    api: &Api<BitbucketConnection>,
+    name: &str,
+    old: Option<&BitbucketConnectionStatus>,
+    generation: Option<i64>,
+) -> Result<(), kube::Error> {
+    let mut s = old.cloned().unwrap_or_default();
+    s.conditions.retain(|c| c.type_ != RECONCILING);
+    s.conditions.push(Condition {
+        type_: RECONCILING.into(),
+        status: "True".into(),
+        reason: crate::catalogue::reason::CHECKING.into(),
+        message: format!("checking generation {}", generation.unwrap_or_default()),
+        observed_generation: generation,
+        last_transition_time: status::rfc3339(jiff::Timestamp::now()),
+    });
+    let patch = serde_json::json!({
+        "apiVersion": "bbconn.dev/v1alpha1",
+        "kind": "BitbucketConnection",
+        "status": s,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Events on transitions only: Warning with cause and remedy; Normal on recovery.
+async fn publish_transition(
+    ctx: &Ctx,
+    obj: &BitbucketConnection,
+    old: Option<&Condition>,
+    new: Option<&Condition>,
+    status: &BitbucketConnectionStatus,
+) {
+    let Some(new) = new else { return };
+    if old.is_some_and(|o| o.status == new.status && o.reason == new.reason) {
+        return;
+    }
+    let event = match new.status.as_str() {
+        "True" => Event {
+            type_: EventType::Normal,
+            reason: "Ready".into(),
+            note: Some(truncate(&new.message, 1000)),
+            action: "Check".into(),
+            secondary: None,
+        },
+        _ => {
+            let remedy = status
+                .problems
+                .iter()
+                .find(|p| p.cause == new.reason)
+                .map(|p| format!(" Remedy: {}", p.remedy))
+                .unwrap_or_default();
+            Event {
+                type_: EventType::Warning,
+                reason: new.reason.clone(),
+                note: Some(truncate(&format!("{}.{remedy}", new.message), 1000)),
+                action: "Check".into(),
+                secondary: None,
+            }
+        }
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing an event failed");
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+pub fn error_policy(obj: Arc<BitbucketConnection>, err: &ReconcileError, ctx: Arc<Ctx>) -> Action {
+    let key = (obj.namespace().unwrap_or_default(), obj.name_any());
+    let n = ctx.failures(&key).saturating_add(1);
+    ctx.set_failures(key, n);
+    ctx.metrics.count_reconcile("error");
+    tracing::warn!(namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any(), error = %err, "reconcile failed");
+    Action::requeue(jitter(
+        Duration::from_secs(1).saturating_mul(1u32 << n.min(6)),
+    ))
+}

@@ -1,0 +1,254 @@
+//! A real kube-apiserver and etcd for the end-to-end tests, started by the project's own scripts
+//! (tests/controlplane), on ports of their own, torn down when dropped. And the operator, run as
+//! the binary users run, under the deploy/ ServiceAccount's RBAC.
+
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::GroupVersionKind;
+use kube::discovery::{Scope, pinned_kind};
+use kube::{Client, Config};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// Builds (once, cached outside the repo) and starts etcd and kube-apiserver.
+    pub fn start(name: &str) -> Cluster {
+        let dir = repo()
+            .join("target")
+            .join(format!("e2e-{name}-{}", std::process::id()));
+        let env = vec![
+            ("BBCONN_CLUSTER_DIR".to_string(), dir.display().to_string()),
+            ("BBCONN_ETCD_PORT".to_string(), free_port().to_string()),
+            ("BBCONN_ETCD_PEER_PORT".to_string(), free_port().to_string()),
+            ("BBCONN_APISERVER_PORT".to_string(), free_port().to_string()),
+        ];
+        let out = Command::new("bash")
+            .arg(repo().join("tests/controlplane/up.sh"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .expect("tests/controlplane/up.sh runs");
+        assert!(
+            out.status.success(),
+            "the local control plane did not start:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Cluster {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+            env,
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        client_from(&self.kubeconfig).await
+    }
+
+    /// A kubeconfig that authenticates as a ServiceAccount, with a token from the TokenRequest API.
+    pub async fn service_account_kubeconfig(&self, admin: &Client, ns: &str, sa: &str) -> PathBuf {
+        let tr = Api::<ServiceAccount>::namespaced(admin.clone(), ns)
+            .create_token_request(
+                sa,
+                &PostParams::default(),
+                &TokenRequest {
+                    spec: TokenRequestSpec {
+                        audiences: vec![],
+                        expiration_seconds: Some(3600),
+                        ..TokenRequestSpec::default()
+                    },
+                    ..TokenRequest::default()
+                },
+            )
+            .await
+            .expect("a ServiceAccount token");
+        let token = tr.status.expect("token status").token;
+        let mut kc: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(&self.kubeconfig).unwrap()).unwrap();
+        kc["users"] = serde_json::json!([{"name": "sa", "user": {"token": token}}]);
+        for ctx in kc["contexts"].as_array_mut().unwrap() {
+            ctx["context"]["user"] = serde_json::json!("sa");
+        }
+        let path = self.dir.join(format!("kubeconfig-{sa}"));
+        std::fs::write(&path, serde_json::to_string(&kc).unwrap()).unwrap();
+        path
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("tests/controlplane/down.sh"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+pub async fn client_from(kubeconfig: &Path) -> Client {
+    let kc = Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+/// Server-side applies every document of `yaml`, as `kubectl apply --server-side` would.
+pub async fn apply(client: &Client, yaml: &str) {
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml).unwrap();
+    for doc in docs.into_iter().filter(|d| !d.is_null()) {
+        let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+        let types = obj.types.clone().expect("apiVersion and kind");
+        let gvk = GroupVersionKind::try_from(&types).unwrap();
+        let (ar, caps) = pinned_kind(client, &gvk)
+            .await
+            .unwrap_or_else(|e| panic!("discovery of {gvk:?}: {e}"));
+        let name = obj.metadata.name.clone().unwrap();
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Cluster => Api::all_with(client.clone(), &ar),
+            Scope::Namespaced => Api::namespaced_with(
+                client.clone(),
+                obj.metadata.namespace.as_deref().unwrap_or("default"),
+                &ar,
+            ),
+        };
+        api.patch(
+            &name,
+            &PatchParams::apply("bbconn-e2e").force(),
+            &Patch::Apply(&doc),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying {} {name}: {e}", types.kind));
+    }
+}
+
+/// The operator, as its users run it.
+pub struct Operator {
+    child: Child,
+    pub metrics: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    pub fn start(kubeconfig: &Path, identity: &str, dir: &Path, flags: &[String]) -> Operator {
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = dir.join(format!("operator-{identity}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_bbconn"))
+            .arg("run")
+            .arg(format!("--metrics-addr={metrics}"))
+            .arg(format!("--identity={identity}"))
+            .args(["--lease-namespace=bbconn-system", "--lease-duration=4"])
+            .args(flags)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "debug")
+            .env_remove("POD_NAMESPACE")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("bbconn run starts");
+        Operator {
+            child,
+            metrics,
+            log,
+        }
+    }
+
+    /// GET on the operator's HTTP port; None while it does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect_timeout(&self.metrics, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let status = out.split_whitespace().nth(1)?.parse().ok()?;
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    pub fn metric(&self, line_prefix: &str) -> Option<f64> {
+        let (_, body) = self.get("/metrics")?;
+        body.lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait for it to exit (graceful shutdown releases the Lease).
+    pub fn stop(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        None
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls until `f` returns Some, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+}
