@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 
 include tests/controlplane/Makefile.include
 
-.PHONY: test lint fmt-check clippy unit build demo bench crd causes
+.PHONY: test lint fmt-check clippy unit build demo demo-down demo-check bench bench-operator crd causes
 
 ## test: everything CI runs: format, lints, drift checks and the whole suite. The end-to-end
 ## tests need kube-apiserver and etcd: built once from Go modules, cached outside the repo.
@@ -31,10 +31,21 @@ crd:
 causes:
 	$(CARGO) run -q --bin bbconn -- causes > docs/causes.md
 
-## demo: the simulator, and `bbconn check` over examples/.
-demo: build
+## demo: a local control plane, the simulator and the operator, with examples/ applied.
+demo: build controlplane
+	bash examples/demo.sh
+
+demo-down:
+	bash examples/demo-down.sh
+
+## demo-check: the same examples through `bbconn check`, without a cluster.
+demo-check: build
 	bash examples/demo-check.sh
 
 ## bench: `bbconn check` over 1,000 connections against the simulator, and the floor.
 bench:
 	$(CARGO) bench --bench check
+
+## bench-operator: the operator with 1,000 and 10,000 connections on the local control plane.
+bench-operator: controlplane
+	$(CARGO) bench --bench operator

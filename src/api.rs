@@ -307,6 +307,11 @@ pub struct BitbucketConnectionStatus {
     pub certificate: Option<CertificateInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialInfo>,
+    /// In the operator's cache only: a digest of the full status it stands for (see
+    /// `status::compact`). Never serialized.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub digest: Option<String>,
 }
 
 /// metav1.Condition, with its schema (k8s-openapi's type has none for CRDs).

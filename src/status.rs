@@ -154,7 +154,7 @@ pub fn build(
                     o.type_ == c.type_
                         && o.status == c.status
                         && o.reason == c.reason
-                        && o.message == c.message
+                        && (o.message == c.message || o.message == message_digest(&c.message))
                 })
                 .map_or_else(|| now_s.clone(), |o| o.last_transition_time.clone());
             c
@@ -172,6 +172,7 @@ pub fn build(
             .as_ref()
             .map(crate::checks::tls::certificate_info),
         credential: report.credential.clone(),
+        digest: None,
     }
 }
 
@@ -202,12 +203,105 @@ pub fn rfc3339(t: jiff::Timestamp) -> String {
     jiff::Timestamp::from_second(secs).unwrap_or(t).to_string()
 }
 
-/// Whether two statuses differ in anything but the check timestamp: the operator writes only then.
-pub fn differs(a: &BitbucketConnectionStatus, b: &BitbucketConnectionStatus) -> bool {
-    let strip = |s: &BitbucketConnectionStatus| {
-        let mut s = s.clone();
-        s.last_checked_time = None;
-        s
-    };
-    strip(a) != strip(b)
+/// Whether a new status differs from the old one in anything but the check timestamp: the
+/// operator writes only then. `old` may be compacted (the operator's cache).
+pub fn differs(old: &BitbucketConnectionStatus, new: &BitbucketConnectionStatus) -> bool {
+    match &old.digest {
+        Some(d) => *d != digest(new),
+        None => {
+            let strip = |s: &BitbucketConnectionStatus| {
+                let mut s = s.clone();
+                s.last_checked_time = None;
+                s
+            };
+            strip(old) != strip(new)
+        }
+    }
+}
+
+/// A digest of everything in a status but the check time.
+pub fn digest(s: &BitbucketConnectionStatus) -> String {
+    use sha2::{Digest, Sha256};
+    let mut s = s.clone();
+    s.last_checked_time = None;
+    s.digest = None;
+    let bytes = serde_json::to_vec(&s).unwrap_or_default();
+    hex16(&Sha256::digest(bytes))
+}
+
+fn hex16(d: &[u8]) -> String {
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+fn message_digest(m: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("#{}", hex16(&Sha256::digest(m.as_bytes())))
+}
+
+/// The status as the operator keeps it in memory for 10,000s of connections: what reconciling and
+/// the metrics read (condition types, statuses, reasons, transition times, expiries), with each
+/// message and the whole status reduced to digests, so the cache holds no copy of the text.
+pub fn compact(s: &BitbucketConnectionStatus) -> BitbucketConnectionStatus {
+    BitbucketConnectionStatus {
+        observed_generation: s.observed_generation,
+        last_checked_time: None,
+        last_handled_requested_at: s.last_handled_requested_at.clone(),
+        conditions: s
+            .conditions
+            .iter()
+            .map(|c| Condition {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: message_digest(&c.message),
+                observed_generation: c.observed_generation,
+                last_transition_time: c.last_transition_time.clone(),
+            })
+            .collect(),
+        problems: Vec::new(),
+        server: None,
+        certificate: s.certificate.as_ref().map(|c| crate::api::CertificateInfo {
+            not_after: c.not_after.clone(),
+            ..Default::default()
+        }),
+        credential: s.credential.as_ref().map(|c| crate::api::CredentialInfo {
+            expires_at: c.expires_at.clone(),
+            ..Default::default()
+        }),
+        digest: Some(digest(s)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status() -> BitbucketConnectionStatus {
+        BitbucketConnectionStatus {
+            observed_generation: Some(2),
+            last_checked_time: Some("2026-11-22T10:00:00Z".into()),
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: "TokenRevoked".into(),
+                message: "Bitbucket answered 401".into(),
+                observed_generation: Some(2),
+                last_transition_time: "2026-11-22T09:00:00Z".into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_compacted_status_compares_like_the_full_one() {
+        let full = status();
+        let small = compact(&full);
+        let mut later = full.clone();
+        later.last_checked_time = Some("2026-11-22T11:00:00Z".into());
+        assert!(!differs(&small, &later), "only the check time changed");
+        let mut changed = later.clone();
+        changed.conditions[0].message = "Bitbucket answered 403".into();
+        assert!(differs(&small, &changed));
+        assert!(!small.conditions[0].message.contains("401"));
+    }
 }

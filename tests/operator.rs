@@ -164,6 +164,22 @@ async fn operator_end_to_end() {
     );
     assert_eq!(condition(&healthy, "Reconciling"), None);
 
+    // A slow check of a new generation shows Reconciling=True while it runs (kstatus: InProgress),
+    // and not after.
+    apply(
+        &admin,
+        &connection(
+            NS,
+            "slow",
+            &dc("slow", ""),
+            &[("token", "dc-fault-slow-token-0112")],
+        ),
+    )
+    .await;
+    wait_for(&api, "slow", "Reconciling", "True", "Checking").await;
+    let slow = wait_for(&api, "slow", "Ready", "Unknown", "ConnectionTimedOut").await;
+    assert_eq!(condition(&slow, "Reconciling"), None);
+
     // Secret rotation: revoked -> a good token, Ready within seconds.
     let started = Instant::now();
     set_secret(&admin, "revoked-cred", "token", "dc-alice-admin-token-0103").await;

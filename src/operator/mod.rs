@@ -7,6 +7,7 @@
 
 pub mod leader;
 pub mod reconcile;
+pub mod refcache;
 
 use crate::api::{BitbucketConnection, BitbucketConnectionSpec, CaBundleKind};
 use crate::cli::NetArgs;
@@ -99,6 +100,18 @@ fn placeholder(metadata: kube::api::ObjectMeta) -> BitbucketConnection {
     }
 }
 
+/// What the cache keeps of a connection: no managed fields, no annotations but requested-at, a
+/// compacted status. 10,000 connections must fit in tens of MiB.
+fn slim(mut c: BitbucketConnection) -> BitbucketConnection {
+    c.metadata.managed_fields = None;
+    c.metadata.labels = None;
+    if let Some(a) = c.metadata.annotations.as_mut() {
+        a.retain(|k, _| k == reconcile::REQUESTED_AT);
+    }
+    c.status = c.status.as_ref().map(crate::status::compact);
+    c
+}
+
 /// BitbucketConnections as typed objects; one that cannot be read is reported and dropped, and
 /// does not break the watch (a typed watch would fail its whole list on it).
 fn connections(
@@ -126,7 +139,7 @@ fn connections(
         move |obj: DynamicObject| -> Result<BitbucketConnection, Box<kube::api::ObjectMeta>> {
             let meta = obj.metadata.clone();
             let reference = obj.object_ref(&ar);
-            obj.try_parse::<BitbucketConnection>().map_err(|e| {
+            obj.try_parse::<BitbucketConnection>().map(slim).map_err(|e| {
             metrics.invalid_objects.inc();
             tracing::warn!(namespace = ?meta.namespace, name = ?meta.name, error = %e, "skipping a BitbucketConnection that cannot be read");
             let recorder = recorder.clone();
@@ -164,6 +177,8 @@ fn connections(
 fn metadata_of<K>(
     client: &Client,
     namespaces: &[String],
+    cache: Arc<refcache::RefCache>,
+    kind: refcache::Kind,
 ) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -185,8 +200,21 @@ where
             .collect()
     };
     futures::stream::select_all(apis.into_iter().map(|api| {
+        let cache = cache.clone();
         watcher(api, watcher::Config::default())
             .default_backoff()
+            .map_ok(move |event| {
+                let note = |o: &PartialObjectMeta<K>, deleted: bool| {
+                    let rv = if deleted { None } else { o.resource_version() };
+                    cache.observe(kind, &o.namespace().unwrap_or_default(), &o.name_any(), rv);
+                };
+                match &event {
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => note(o, false),
+                    watcher::Event::Delete(o) => note(o, true),
+                    watcher::Event::Init | watcher::Event::InitDone => {}
+                }
+                event
+            })
             .touched_objects()
             .boxed()
     }))
@@ -339,7 +367,9 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let env = Arc::new(
         Env::new(args.net.net_config()).with_sharing(Duration::from_secs(args.share_window)),
     );
+    let refs = Arc::new(refcache::RefCache::default());
     let ctx = Arc::new(reconcile::Ctx {
+        refs: refs.clone(),
         client: client.clone(),
         env,
         recorder: recorder.clone(),
@@ -368,16 +398,29 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     let controller = Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
-        .watches_stream(metadata_of::<Secret>(&client, &args.namespaces), move |s| {
-            referencing(
-                &s1,
-                CaBundleKind::Secret,
-                &s.namespace().unwrap_or_default(),
-                &s.name_any(),
-            )
-        })
         .watches_stream(
-            metadata_of::<ConfigMap>(&client, &args.namespaces),
+            metadata_of::<Secret>(
+                &client,
+                &args.namespaces,
+                refs.clone(),
+                refcache::Kind::Secret,
+            ),
+            move |s| {
+                referencing(
+                    &s1,
+                    CaBundleKind::Secret,
+                    &s.namespace().unwrap_or_default(),
+                    &s.name_any(),
+                )
+            },
+        )
+        .watches_stream(
+            metadata_of::<ConfigMap>(
+                &client,
+                &args.namespaces,
+                refs.clone(),
+                refcache::Kind::ConfigMap,
+            ),
             move |c| {
                 referencing(
                     &s2,

@@ -6,6 +6,7 @@
 //!   -> requeue: the interval with jitter, or a per-connection backoff on transient failures
 //! ```
 
+use super::refcache::Kind;
 use crate::api::{BitbucketConnection, BitbucketConnectionStatus, CaBundleKind, Condition};
 use crate::checks::Lookup;
 use crate::engine::{self, Env, Report, Target};
@@ -37,6 +38,8 @@ pub enum ReconcileError {
 
 pub struct Ctx {
     pub client: Client,
+    /// Referenced Secret and ConfigMap data, while unchanged.
+    pub refs: Arc<super::refcache::RefCache>,
     pub env: Arc<Env>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
@@ -64,29 +67,41 @@ impl Ctx {
     }
 }
 
-async fn lookup_secret(client: &Client, ns: &str, name: &str) -> Lookup {
-    match Api::<Secret>::namespaced(client.clone(), ns)
+async fn lookup_secret(ctx: &Ctx, ns: &str, name: &str) -> Lookup {
+    if let Some(hit) = ctx.refs.get(Kind::Secret, ns, name) {
+        return hit;
+    }
+    let (rv, lookup) = match Api::<Secret>::namespaced(ctx.client.clone(), ns)
         .get_opt(name)
         .await
     {
-        Ok(Some(s)) => Lookup::Found(
-            s.data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect(),
+        Ok(Some(s)) => (
+            s.resource_version(),
+            Lookup::Found(
+                s.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect(),
+            ),
         ),
-        Ok(None) => Lookup::NotFound,
-        Err(e) => lookup_error(e),
-    }
+        Ok(None) => (None, Lookup::NotFound),
+        Err(e) => (None, lookup_error(e)),
+    };
+    ctx.refs.put(Kind::Secret, ns, name, rv, &lookup);
+    lookup
 }
 
-async fn lookup_configmap(client: &Client, ns: &str, name: &str) -> Lookup {
-    match Api::<ConfigMap>::namespaced(client.clone(), ns)
+async fn lookup_configmap(ctx: &Ctx, ns: &str, name: &str) -> Lookup {
+    if let Some(hit) = ctx.refs.get(Kind::ConfigMap, ns, name) {
+        return hit;
+    }
+    let (rv, lookup) = match Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
         .get_opt(name)
         .await
     {
         Ok(Some(cm)) => {
+            let rv = cm.resource_version();
             let mut data: BTreeMap<String, Vec<u8>> = cm
                 .binary_data
                 .unwrap_or_default()
@@ -99,11 +114,13 @@ async fn lookup_configmap(client: &Client, ns: &str, name: &str) -> Lookup {
                     .into_iter()
                     .map(|(k, v)| (k, v.into_bytes())),
             );
-            Lookup::Found(data)
+            (rv, Lookup::Found(data))
         }
-        Ok(None) => Lookup::NotFound,
-        Err(e) => lookup_error(e),
-    }
+        Ok(None) => (None, Lookup::NotFound),
+        Err(e) => (None, lookup_error(e)),
+    };
+    ctx.refs.put(Kind::ConfigMap, ns, name, rv, &lookup);
+    lookup
 }
 
 fn lookup_error(e: kube::Error) -> Lookup {
@@ -138,12 +155,12 @@ pub async fn reconcile(
     let handled = old.and_then(|s| s.last_handled_requested_at.clone());
     let fresh = requested.is_some() && requested != handled;
 
-    let secret = lookup_secret(&ctx.client, &ns, &spec.auth.secret_ref.name).await;
+    let secret = lookup_secret(&ctx, &ns, &spec.auth.secret_ref.name).await;
     let ca = match spec.tls.as_ref().and_then(|t| t.ca_bundle_ref.as_ref()) {
         None => None,
         Some(r) => Some(match r.kind {
-            CaBundleKind::ConfigMap => lookup_configmap(&ctx.client, &ns, &r.name).await,
-            CaBundleKind::Secret => lookup_secret(&ctx.client, &ns, &r.name).await,
+            CaBundleKind::ConfigMap => lookup_configmap(&ctx, &ns, &r.name).await,
+            CaBundleKind::Secret => lookup_secret(&ctx, &ns, &r.name).await,
         }),
     };
     let api: Api<BitbucketConnection> = Api::namespaced(ctx.client.clone(), &ns);
@@ -244,28 +261,39 @@ async fn write_reconciling(
     old: Option<&BitbucketConnectionStatus>,
     generation: Option<i64>,
 ) -> Result<(), kube::Error> {
-    let mut s = old.cloned().unwrap_or_default();
-    s.conditions.retain(|c| c.type_ != RECONCILING);
-    s.conditions.push(Condition {
+    let condition = Condition {
         type_: RECONCILING.into(),
         status: "True".into(),
         reason: crate::catalogue::reason::CHECKING.into(),
         message: format!("checking generation {}", generation.unwrap_or_default()),
         observed_generation: generation,
         last_transition_time: status::rfc3339(jiff::Timestamp::now()),
-    });
-    let patch = serde_json::json!({
-        "apiVersion": "bbconn.dev/v1alpha1",
-        "kind": "BitbucketConnection",
-        "status": s,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map(|_| ())
+    };
+    // Append the one condition; the cache's copy of the rest is compacted and must not be
+    // written back. The next full apply replaces the list and drops it.
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let has_conditions = old.is_some_and(|s| !s.conditions.is_empty());
+    let already = old.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == RECONCILING));
+    if already {
+        return Ok(());
+    }
+    if has_conditions {
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "add", "path": "/status/conditions/-", "value": condition}
+        ]))
+        .map_err(kube::Error::SerdeError)?;
+        api.patch_status(name, &pp, &Patch::Json::<()>(patch))
+            .await
+            .map(|_| ())
+    } else {
+        let patch = serde_json::json!({"status": {"conditions": [condition]}});
+        api.patch_status(name, &pp, &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+    }
 }
 
 /// Events on transitions only: Warning with cause and remedy; Normal on recovery.
@@ -278,6 +306,10 @@ async fn publish_transition(
 ) {
     let Some(new) = new else { return };
     if old.is_some_and(|o| o.status == new.status && o.reason == new.reason) {
+        return;
+    }
+    // Normal only on recovery: a connection that is Ready from its first check needs no event.
+    if new.status == "True" && old.is_none_or(|o| o.status == "True") {
         return;
     }
     let event = match new.status.as_str() {

@@ -203,6 +203,10 @@ impl Operator {
             .and_then(|v| v.parse().ok())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
