@@ -54,12 +54,12 @@ async fn ensure_namespace(client: &Client, ns: &str) {
         .await;
 }
 
-fn rss_peak_kib(pid_log: &Operator) -> Option<u64> {
-    let pid = pid_log.pid();
+fn rss_kib(op: &Operator, field: &str) -> Option<u64> {
+    let pid = op.pid();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
 }
@@ -80,7 +80,9 @@ async fn apiserver_requests(client: &Client) -> (f64, f64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0);
         total += v;
-        if l.contains("resource=\"bitbucketconnections\"") && l.contains("verb=\"PATCH\"") {
+        if l.contains("resource=\"bitbucketconnections\"")
+            && (l.contains("verb=\"PATCH\"") || l.contains("verb=\"APPLY\""))
+        {
             patches += v;
         }
     }
@@ -325,8 +327,9 @@ async fn run(n: usize) {
         percentile(&latencies, 0.99).as_secs_f64() * 1000.0
     );
     println!(
-        "  operator peak RSS: {:.1} MiB",
-        rss_peak_kib(&op).unwrap_or(0) as f64 / 1024.0
+        "  operator RSS: peak {:.1} MiB, now {:.1} MiB",
+        rss_kib(&op, "VmHWM:").unwrap_or(0) as f64 / 1024.0,
+        rss_kib(&op, "VmRSS:").unwrap_or(0) as f64 / 1024.0
     );
     let _ = client_from;
     drop(op);

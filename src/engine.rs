@@ -162,11 +162,16 @@ impl Report {
     pub fn result(&self, check: Check) -> Option<&CheckResult> {
         self.results.iter().find(|r| r.check == check)
     }
-    /// The first failing finding, in check order (Ready's reason).
+    /// The first failing finding, in check order (Ready's reason). A check Bitbucket gives no
+    /// way to verify is not a failure: it is reported as a warning.
     pub fn first_failure(&self) -> Option<&Finding> {
         self.invalid.as_ref().or_else(|| {
             self.results.iter().find_map(|r| match &r.verdict {
-                Verdict::Failed(f) => Some(f),
+                Verdict::Failed(f)
+                    if f.cause.effect() != crate::catalogue::Effect::Unverifiable =>
+                {
+                    Some(f)
+                }
                 _ => None,
             })
         })

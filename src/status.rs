@@ -293,6 +293,47 @@ mod tests {
     }
 
     #[test]
+    fn an_unverifiable_check_does_not_hide_a_later_failure() {
+        use crate::catalogue::{Cause, Check};
+        use crate::checks::{CheckResult, Finding};
+        let mut results: Vec<CheckResult> = Check::ALL[..5]
+            .iter()
+            .map(|c| CheckResult::passed(*c, "ok"))
+            .collect();
+        results.push(CheckResult::failed(
+            Check::ScopesSufficient,
+            Finding::new(Cause::ScopesUnverifiable, "no scope header"),
+        ));
+        results.push(CheckResult::failed(
+            Check::RepositoryAccess,
+            Finding::new(Cause::RepositoryNotFound, "no such repository"),
+        ));
+        let report = Report {
+            results,
+            invalid: None,
+            server: None,
+            certificate: None,
+            credential: None,
+            requests: vec![],
+            durations: vec![],
+        };
+        assert_eq!(readiness(&report), Readiness::NotReady { stalled: true });
+        let ready = conditions(&report)
+            .into_iter()
+            .find(|c| c.type_ == READY)
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "RepositoryNotFound")
+        );
+        let scopes = conditions(&report)
+            .into_iter()
+            .find(|c| c.type_ == "ScopesSufficient")
+            .unwrap();
+        assert_eq!(scopes.status, "Unknown");
+    }
+
+    #[test]
     fn a_compacted_status_compares_like_the_full_one() {
         let full = status();
         let small = compact(&full);

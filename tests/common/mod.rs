@@ -262,7 +262,8 @@ pub fn connection(ns: &str, name: &str, spec: &str, secret: &[(&str, &str)]) -> 
         .iter()
         .map(|(k, v)| format!("  {k}: {}\n", serde_json::to_string(v).unwrap()))
         .collect();
+    // The Secret first, as a manifest applied in order would create it.
     format!(
-        "---\napiVersion: bbconn.dev/v1alpha1\nkind: BitbucketConnection\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-cred, namespace: {ns}}}\nstringData:\n{data}"
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-cred, namespace: {ns}}}\nstringData:\n{data}---\napiVersion: bbconn.dev/v1alpha1\nkind: BitbucketConnection\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}\n"
     )
 }
