@@ -147,13 +147,7 @@ async fn run(n: usize) {
         .unwrap(),
     )
     .await;
-    let deploy =
-        std::fs::read_to_string(common::cluster::repo().join("deploy/10-bbconn.yaml")).unwrap();
-    let rbac: Vec<&str> = deploy
-        .split("\n---\n")
-        .filter(|d| !d.contains("kind: Deployment") && !d.contains("kind: Service\n"))
-        .collect();
-    apply(&admin, &rbac.join("\n---\n")).await;
+    apply(&admin, &common::cluster::deploy_rbac()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Namespaces, Secrets (one per credential per namespace) and the CA bundle.

@@ -159,6 +159,18 @@ pub struct Report {
 }
 
 impl Report {
+    fn empty() -> Report {
+        Report {
+            results: Vec::new(),
+            invalid: None,
+            server: None,
+            certificate: None,
+            credential: None,
+            requests: Vec::new(),
+            durations: Vec::new(),
+        }
+    }
+
     pub fn result(&self, check: Check) -> Option<&CheckResult> {
         self.results.iter().find(|r| r.check == check)
     }
@@ -258,15 +270,7 @@ fn origin(raw: &str, what: &str) -> Result<Origin, Finding> {
 
 /// Runs every check for one connection.
 pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
-    let mut report = Report {
-        results: Vec::new(),
-        invalid: None,
-        server: None,
-        certificate: None,
-        credential: None,
-        requests: Vec::new(),
-        durations: Vec::new(),
-    };
+    let mut report = Report::empty();
     let spec = t.spec;
     let prepared = profiles::effective(spec)
         .map_err(|m| Finding::new(Cause::InvalidSpec, m))
@@ -344,15 +348,7 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
 /// Runs the checks after CredentialsResolved.
 async fn probe(env: &Env, input: &ProbeInput) -> Probed {
     let mut p = Progress::new();
-    let mut report = Report {
-        results: Vec::new(),
-        invalid: None,
-        server: None,
-        certificate: None,
-        credential: None,
-        requests: Vec::new(),
-        durations: Vec::new(),
-    };
+    let mut report = Report::empty();
     let _ = run_checks(env, input, &mut p, &mut report).await;
     // Pretend CredentialsResolved passed so finish() orders and fills the rest; then drop it.
     p.results.insert(
@@ -479,17 +475,15 @@ async fn run_checks(
                     identity.authorization = Some(bearer(access_token.expose()));
                     identity.scopes = scopes;
                 }
-                let mut api = Api::new(&mut session, &base_path, identity.authorization.clone());
-                let who = cloud::whoami(&mut api).await;
-                collect(report, &api);
-                let who = who?;
-                checks::authenticated::cloud(spec.auth.method, &who)?;
-                if let cloud::UserAnswer::Accepted { user, kind, scopes } = who {
-                    identity.user = user;
-                    identity.kind = kind.or(Some("oauth2".into()));
-                    // The token endpoint's answer is authoritative; the header confirms it.
-                    identity.scopes = identity.scopes.take().or(scopes);
-                }
+                cloud_identity(
+                    &mut session,
+                    &base_path,
+                    spec.auth.method,
+                    &mut identity,
+                    report,
+                )
+                .await?;
+                identity.kind = identity.kind.take().or(Some("oauth2".into()));
                 Ok(())
             }
             (
@@ -530,17 +524,14 @@ async fn run_checks(
             }
             (Flavor::Cloud, c) => {
                 identity.authorization = c.authorization();
-                let mut api = Api::new(&mut session, &base_path, identity.authorization.clone());
-                let who = cloud::whoami(&mut api).await;
-                collect(report, &api);
-                let who = who?;
-                checks::authenticated::cloud(spec.auth.method, &who)?;
-                if let cloud::UserAnswer::Accepted { user, kind, scopes } = who {
-                    identity.user = user;
-                    identity.kind = kind;
-                    identity.scopes = scopes;
-                }
-                Ok(())
+                cloud_identity(
+                    &mut session,
+                    &base_path,
+                    spec.auth.method,
+                    &mut identity,
+                    report,
+                )
+                .await
             }
             (Flavor::DataCenter, c) => {
                 identity.authorization = c.authorization();
@@ -625,6 +616,28 @@ async fn run_checks(
     let repos = repositories_result(spec, req, &identity, &mut api).await;
     collect(report, &api);
     p.record(repos);
+    Ok(())
+}
+
+/// Cloud's identity probe with the credential in `identity.authorization`: who, what kind, and
+/// the granted scopes (scopes already learned from a token endpoint are kept: they are its answer).
+async fn cloud_identity(
+    session: &mut Session,
+    base_path: &str,
+    method: AuthMethod,
+    identity: &mut Identity,
+    report: &mut Report,
+) -> Result<(), Finding> {
+    let mut api = Api::new(session, base_path, identity.authorization.clone());
+    let who = cloud::whoami(&mut api).await;
+    collect(report, &api);
+    let who = who?;
+    checks::authenticated::cloud(method, &who)?;
+    if let cloud::UserAnswer::Accepted { user, kind, scopes } = who {
+        identity.user = user;
+        identity.kind = kind;
+        identity.scopes = identity.scopes.take().or(scopes);
+    }
     Ok(())
 }
 

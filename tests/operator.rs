@@ -77,13 +77,7 @@ async fn operator_end_to_end() {
     .collect::<Vec<_>>()
     .join("\n");
     apply(&admin, &crd).await;
-    let deploy =
-        std::fs::read_to_string(common::cluster::repo().join("deploy/10-bbconn.yaml")).unwrap();
-    let rbac: Vec<&str> = deploy
-        .split("\n---\n")
-        .filter(|d| !d.contains("kind: Deployment") && !d.contains("kind: Service\n"))
-        .collect();
-    apply(&admin, &rbac.join("\n---\n")).await;
+    apply(&admin, &common::cluster::deploy_rbac()).await;
     apply(
         &admin,
         &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"),

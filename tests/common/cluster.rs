@@ -118,6 +118,17 @@ pub async fn client_from(kubeconfig: &Path) -> Client {
     Client::try_from(config).unwrap()
 }
 
+/// deploy/'s install without the workload: the namespace, ServiceAccount and RBAC the operator
+/// runs under in the tests.
+pub fn deploy_rbac() -> String {
+    let deploy = std::fs::read_to_string(repo().join("deploy/10-bbconn.yaml")).unwrap();
+    let docs: Vec<&str> = deploy
+        .split("\n---\n")
+        .filter(|d| !d.contains("kind: Deployment") && !d.contains("kind: Service\n"))
+        .collect();
+    docs.join("\n---\n")
+}
+
 /// Server-side applies every document of `yaml`, as `kubectl apply --server-side` would.
 pub async fn apply(client: &Client, yaml: &str) {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(yaml).unwrap();
