@@ -5,18 +5,23 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
 include tests/controlplane/Makefile.include
+include tests/packaging/Makefile.include
 
-.PHONY: test lint fmt-check clippy unit build demo demo-down demo-check bench bench-operator crd causes
+.PHONY: test lint fmt-check clippy scripts-check unit build demo demo-down demo-check bench bench-operator crd causes
 
 ## test: everything CI runs: format, lints, drift checks and the whole suite. The end-to-end
 ## tests need kube-apiserver and etcd: built once from Go modules, cached outside the repo.
-test: fmt-check clippy controlplane unit
+test: fmt-check clippy scripts-check controlplane packaging-test unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## scripts-check: every shell script parses.
+scripts-check:
+	@for f in .ci/run examples/*.sh tests/controlplane/*.sh tests/packaging/*.sh; do bash -n "$$f" || exit 1; done
 
 unit:
 	$(CARGO) test --workspace
@@ -28,6 +33,7 @@ build:
 crd:
 	$(CARGO) run -q --bin bbconn -- crd > crds/bbconn.dev_bitbucketconnections.yaml
 	cp crds/bbconn.dev_bitbucketconnections.yaml deploy/00-crd.yaml
+	cp crds/bbconn.dev_bitbucketconnections.yaml charts/bbconn/crds/
 causes:
 	$(CARGO) run -q --bin bbconn -- causes > docs/causes.md
 
