@@ -8,7 +8,7 @@
 #   examples/demo-env.sh down        # stop what `up` started (a demo it reused is left running)
 #   examples/demo-env.sh down-all    # stop it whoever started it (make demo-down)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 bin=${BBCONN_BIN_DIR:-target/release}
 demo=target/demo
 mkdir -p "$demo"
