@@ -11,7 +11,7 @@ include tests/packaging/Makefile.include
 
 ## test: everything CI runs: format, lints, drift checks and the whole suite. The end-to-end
 ## tests need kube-apiserver and etcd: built once from Go modules, cached outside the repo.
-test: fmt-check clippy scripts-check controlplane packaging-test unit
+test: fmt-check clippy scripts-check controlplane build packaging-test packaging-kstatus unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

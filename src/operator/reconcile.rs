@@ -153,7 +153,11 @@ pub async fn reconcile(
     let generation = obj.metadata.generation;
     let requested = obj.annotations().get(REQUESTED_AT).cloned();
     let handled = old.and_then(|s| s.last_handled_requested_at.clone());
-    let fresh = requested.is_some() && requested != handled;
+    let new_generation = old.and_then(|s| s.observed_generation) != generation;
+    // A re-check the user asked for, or a changed spec, is checked afresh rather than served a
+    // result shared within the window. A new object is not: a thousand connections created at
+    // once on one credential still share one set of requests.
+    let fresh = (requested.is_some() && requested != handled) || (old.is_some() && new_generation);
 
     let secret = lookup_secret(&ctx, &ns, &spec.auth.secret_ref.name).await;
     let ca = match spec.tls.as_ref().and_then(|t| t.ca_bundle_ref.as_ref()) {
@@ -175,7 +179,6 @@ pub async fn reconcile(
             fresh,
         },
     );
-    let new_generation = old.and_then(|s| s.observed_generation) != generation;
     let report: Report = if new_generation {
         // kstatus reads Reconciling=True as "in progress"; write it only if the check is slow,
         // so a quick check costs one status write, not two.

@@ -17,7 +17,7 @@ mkdir -p "$out"
 export KUBECONFIG=$PWD/target/local-cluster/kubeconfig
 py=$(pkg_python)
 
-bash examples/demo-env.sh up
+bash "$REPO_ROOT/examples/demo-env.sh" up
 silent_pid=$(start_silent_server 120)
 trap 'kill "$silent_pid" 2>/dev/null || true' EXIT
 

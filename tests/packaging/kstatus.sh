@@ -12,15 +12,15 @@ export KUBECONFIG=$REPO_ROOT/target/local-cluster/kubeconfig
 command -v go >/dev/null || { plog "go not found in PATH"; exit 1; }
 
 started=0
-[[ -f target/demo/packaging-started ]] || started=1
-bash examples/demo-env.sh up
+[[ -f target/demo/started ]] || started=1
+bash "$REPO_ROOT/examples/demo-env.sh" up
 silent=$(start_silent_server 300)
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
     kill "$silent" 2>/dev/null || true
     kubectl delete bbconn -n demo packaging-rotate --ignore-not-found >/dev/null 2>&1 || true
     kubectl delete secret -n demo packaging-rotate --ignore-not-found >/dev/null 2>&1 || true
-    if ((started)) && [[ ${BBCONN_KEEP_DEMO:-0} != 1 ]]; then bash examples/demo-env.sh down; fi
+    if ((started)) && [[ ${BBCONN_KEEP_DEMO:-0} != 1 ]]; then bash "$REPO_ROOT/examples/demo-env.sh" down; fi
 }
 trap cleanup EXIT
 
