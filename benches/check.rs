@@ -4,7 +4,7 @@
 //! ratio (goal: within 1.5x of the floor).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use bbconn::cli::{Output, check_all};
+use bbconn::cli::check_all;
 use bbconn::engine::Env;
 use bbconn::manifests;
 use bbconn::transport::http::Session;
@@ -45,15 +45,8 @@ fn manifest(ca_pem: &str) -> String {
     m
 }
 
-fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(bench());
-}
-
-async fn bench() {
+#[tokio::main]
+async fn main() {
     let pki = Pki::new();
     let sim = Simulator::start(Fixture::from_yaml(FIXTURE).unwrap(), &pki)
         .await
@@ -72,7 +65,6 @@ async fn bench() {
         ..NetConfig::default()
     };
     let connections = manifests::load_str("bench.yaml", &manifest(&pki.ca_pem()), "bench").unwrap();
-    let _ = Output::Table;
 
     let mut engine_best = Duration::MAX;
     let mut requests = 0;

@@ -10,7 +10,7 @@ mod common;
 
 use bbconn::api::BitbucketConnection;
 use bbconn_sim::{Fixture, Pki, Simulator};
-use common::cluster::{Cluster, Operator, apply, client_from};
+use common::cluster::{Cluster, Operator, apply};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -110,15 +110,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(bench());
-}
-
-async fn bench() {
+#[tokio::main]
+async fn main() {
     let sizes: Vec<usize> = std::env::var("BBCONN_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
@@ -325,7 +318,6 @@ async fn run(n: usize) {
         rss_kib(&op, "VmHWM:").unwrap_or(0) as f64 / 1024.0,
         rss_kib(&op, "VmRSS:").unwrap_or(0) as f64 / 1024.0
     );
-    let _ = client_from;
     drop(op);
     sim.shutdown().await;
 }

@@ -177,16 +177,9 @@ impl Report {
     /// The first failing finding, in check order (Ready's reason). A check Bitbucket gives no
     /// way to verify is not a failure: it is reported as a warning.
     pub fn first_failure(&self) -> Option<&Finding> {
-        self.invalid.as_ref().or_else(|| {
-            self.results.iter().find_map(|r| match &r.verdict {
-                Verdict::Failed(f)
-                    if f.cause.effect() != crate::catalogue::Effect::Unverifiable =>
-                {
-                    Some(f)
-                }
-                _ => None,
-            })
-        })
+        self.invalid
+            .as_ref()
+            .or_else(|| self.results.iter().find_map(CheckResult::failure))
     }
     /// When to look again, if Bitbucket said (429 Retry-After).
     pub fn retry_after(&self) -> Option<Duration> {
@@ -210,8 +203,7 @@ impl Progress {
         }
     }
     fn record(&mut self, r: CheckResult) -> bool {
-        let ok = r.is_passed()
-            || matches!(&r.verdict, Verdict::Failed(f) if f.cause == Cause::ScopesUnverifiable);
+        let ok = !matches!(r.verdict, Verdict::Skipped { .. }) && r.failure().is_none();
         let now = std::time::Instant::now();
         self.durations.push((r.check, now - self.started));
         self.started = now;
@@ -222,7 +214,11 @@ impl Progress {
         self.record(CheckResult::failed(check, f));
     }
     fn finish(mut self) -> (Vec<CheckResult>, Vec<(Check, Duration)>) {
-        let failed = self.results.iter().find(|r| matches!(r.verdict, Verdict::Failed(ref f) if f.cause != Cause::ScopesUnverifiable)).map(|r| r.check);
+        let failed = self
+            .results
+            .iter()
+            .find(|r| r.failure().is_some())
+            .map(|r| r.check);
         let mut out = Vec::with_capacity(Check::ALL.len());
         for c in Check::ALL {
             match self.results.iter().position(|r| r.check == c) {

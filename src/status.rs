@@ -3,7 +3,7 @@
 //! `lastTransitionTime` moves only when a condition's status, reason or message changes.
 
 use crate::api::{BitbucketConnectionStatus, Condition, Problem};
-use crate::catalogue::{Cause, Effect, RemedyContext, reason};
+use crate::catalogue::{Effect, RemedyContext, reason};
 use crate::checks::{Finding, Verdict};
 use crate::engine::Report;
 
@@ -47,11 +47,15 @@ pub fn conditions(report: &Report) -> Vec<Condition> {
     let first = report.first_failure();
     let ready = match (readiness(report), first) {
         (Readiness::Ready, _) => {
-            let warnings: usize = report.results.iter().map(|r| r.warnings.len()).sum::<usize>()
+            let warnings: usize = report
+                .results
+                .iter()
+                .map(|r| r.warnings.len())
+                .sum::<usize>()
                 + report
                     .results
                     .iter()
-                    .filter(|r| matches!(&r.verdict, Verdict::Failed(f) if f.cause == Cause::ScopesUnverifiable))
+                    .filter(|r| matches!(r.verdict, Verdict::Failed(_)) && r.failure().is_none())
                     .count();
             let message = if warnings == 0 {
                 "every check passed".to_string()

@@ -93,4 +93,14 @@ impl CheckResult {
     pub fn is_passed(&self) -> bool {
         matches!(self.verdict, Verdict::Passed { .. })
     }
+    /// The finding that fails this check and stops the later ones. A check Bitbucket gives no
+    /// way to verify is reported (Unknown, a warning) but fails nothing.
+    pub fn failure(&self) -> Option<&Finding> {
+        match &self.verdict {
+            Verdict::Failed(f) if f.cause.effect() != crate::catalogue::Effect::Unverifiable => {
+                Some(f)
+            }
+            _ => None,
+        }
+    }
 }

@@ -73,10 +73,7 @@ pub fn check(
         |p: &BTreeSet<DcPermission>| p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
     let nothing_required = scopes.is_empty() && permissions.is_empty();
     match held {
-        Held::Unknown(why) if nothing_required => {
-            let _ = why;
-            nothing()
-        }
+        Held::Unknown(_) if nothing_required => nothing(),
         Held::Unknown(why) => CheckResult::failed(
             check,
             Finding::new(
