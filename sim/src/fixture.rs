@@ -528,6 +528,9 @@ pub enum FaultKind {
     Redirect,
     /// Closes the connection without answering.
     Reset,
+    /// Answers `status` (default 200) with exactly `headers` and `body`: a recorded answer of a
+    /// real server, replayed verbatim.
+    Answer,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -560,4 +563,13 @@ pub struct Fault {
     pub bytes: Option<usize>,
     #[serde(default)]
     pub location: Option<String>,
+    /// Answer only: the headers, as recorded (names in any case).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Answer only: the body, as recorded.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Only requests whose query string contains this.
+    #[serde(default)]
+    pub query_contains: Option<String>,
 }

@@ -83,6 +83,7 @@ impl Shared {
         listener: usize,
         method: &Method,
         path: &str,
+        query: Option<&str>,
         auth: Option<&str>,
     ) -> Option<&Fault> {
         if self.fixture.faults.is_empty() {
@@ -103,6 +104,9 @@ impl Shared {
                     .as_ref()
                     .is_some_and(|m| !m.eq_ignore_ascii_case(method.as_str()))
                 || f.credential.as_ref().is_some_and(|c| !creds.contains(c))
+                || f.query_contains
+                    .as_ref()
+                    .is_some_and(|q| !query.is_some_and(|have| have.contains(q.as_str())))
             {
                 continue;
             }
@@ -303,7 +307,7 @@ async fn handle(
     };
 
     let mut early = None;
-    if let Some(fault) = shared.take_fault(idx, &method, &path, auth.as_deref()) {
+    if let Some(fault) = shared.take_fault(idx, &method, &path, query.as_deref(), auth.as_deref()) {
         match fault.kind {
             FaultKind::Slow => {
                 tokio::time::sleep(Duration::from_millis(fault.delay_ms.unwrap_or(0))).await;
@@ -388,6 +392,27 @@ fn fault_response(f: &Fault) -> Resp {
         FaultKind::Redirect => {
             let mut r = h::empty(f.status.unwrap_or(302));
             h::set_header(&mut r, "location", f.location.as_deref().unwrap_or("/"));
+            r
+        }
+        FaultKind::Answer => {
+            let body = Bytes::from(f.body.clone().unwrap_or_default());
+            let mut r = h::bytes(f.status.unwrap_or(200), "", body);
+            r.headers_mut().remove(http::header::CONTENT_TYPE);
+            for (k, v) in &f.headers {
+                // Hop-by-hop framing is the server's own; the recording's would lie about it.
+                if k.eq_ignore_ascii_case("content-length")
+                    || k.eq_ignore_ascii_case("transfer-encoding")
+                    || k.eq_ignore_ascii_case("connection")
+                {
+                    continue;
+                }
+                if let (Ok(name), Ok(value)) = (
+                    http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+                    http::HeaderValue::from_str(v),
+                ) {
+                    r.headers_mut().append(name, value);
+                }
+            }
             r
         }
         // Handled before a response is built.
