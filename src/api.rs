@@ -374,6 +374,24 @@ pub struct CredentialInfo {
     pub permissions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
+    /// Where expiresAt comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_source: Option<ExpirySource>,
+    /// Bitbucket rejected this credential, and bbconn has not sent it since then: it is sent
+    /// again only when the Secret, the spec or bbconn.dev/requested-at changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld_since: Option<String>,
+}
+
+/// Who says when the credential expires.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ExpirySource {
+    /// The token's own data in Bitbucket.
+    Bitbucket,
+    /// The Secret's bbconn.dev/expires-at annotation.
+    Declared,
+    /// Neither.
+    Unknown,
 }
 
 impl BitbucketConnectionSpec {

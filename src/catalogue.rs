@@ -4,6 +4,9 @@
 //! label, a line of `bbconn check`, docs/causes.md) is a row of [`CAUSES`]. Nothing else spells a
 //! cause's name, decides whether it stalls, or words its remedy.
 
+mod consumers;
+
+pub use consumers::{CONSUMER_TEXTS, ConsumerText};
 use serde::Serialize;
 use std::fmt;
 
@@ -233,6 +236,12 @@ catalogue! {
     OAuthRedirectMismatch { check: Some(Authenticated), effect: FAIL, source: "seed 003: double-check clientId, clientSecret, and redirect URL",
         when: "the redirect URL is not the one registered for the client",
         remedy: "Make redirectUrl in Secret {secret} equal the redirect URL registered for the client in Bitbucket." }
+    BasicAuthDisabled { check: Some(Authenticated), effect: FAIL, source: "seed 004: user name and password; Bitbucket 10 disables Basic authentication by default",
+        when: "the server refuses Basic authentication altogether (Data Center 10's default: 403 \"Basic Authentication has been disabled\")",
+        remedy: "Create an HTTP access token (personal, project or repository) with the permissions listed in requirements, set spec.auth.method: AccessToken and store it under key token in Secret {secret}. Nothing is wrong with the password: the server no longer accepts any." }
+    CaptchaRequired { check: Some(Authenticated), effect: FAIL, source: "bbconn: Data Center locks a user behind a CAPTCHA after failed logins",
+        when: "Data Center demands a CAPTCHA for this user (too many failed logins); bbconn stops sending the credential",
+        remedy: "Sign in once as this user through Bitbucket's web page and solve the CAPTCHA (or have an administrator clear it), then fix the password in Secret {secret}; bbconn sends it again only when the Secret changes or bbconn.dev/requested-at is set." }
     TokenExpiringSoon { check: Some(Authenticated), effect: Effect::Warn, source: "seeds 001 and 004: token expiry",
         when: "the token expires within spec.expiryWarning",
         remedy: "Create a replacement token before status.credential.expiresAt and update Secret {secret}." }
@@ -258,8 +267,11 @@ catalogue! {
         when: "Bitbucket answered 5xx",
         remedy: "Bitbucket failed to answer; bbconn retries with backoff. If it lasts, check the server's health." }
     RateLimited { check: None, effect: Effect::Transient, source: "Atlassian: API request limits",
-        when: "Bitbucket answered 429",
-        remedy: "Bitbucket is rate-limiting this credential; bbconn waits for Retry-After. Reduce other traffic on it, or lengthen spec.interval." }
+        when: "Bitbucket answered 429 (Cloud sends no Retry-After)",
+        remedy: "Bitbucket is rate-limiting this credential; bbconn waits for Retry-After, or without one backs off on its own (from one minute, doubling to an hour). Reduce other traffic on it, or lengthen spec.interval." }
+    NotBitbucketApi { check: None, effect: FAIL, source: "bbconn: real Bitbucket answers to a wrong base URL (403 Forbidden without /2.0, 404 no API, a redirect to the login page)",
+        when: "spec.url answers, but not as Bitbucket's REST API (wrong path or context path): a URL problem, not a credential one",
+        remedy: "Set spec.url to Bitbucket's REST base: Cloud https://api.bitbucket.org/2.0; Data Center the server's base URL with its context path (the part before /rest), as its clone URLs show it." }
     UnexpectedResponse { check: None, effect: Effect::Transient, source: "bbconn",
         when: "the answer is not what Bitbucket's API gives (wrong content, oversized body)",
         remedy: "Check that spec.url points at Bitbucket's REST API (Cloud: https://api.bitbucket.org/2.0; Data Center: the server's base URL with its context path)." }
@@ -293,6 +305,21 @@ impl Cause {
     }
     pub fn is_transient(self) -> bool {
         self.effect() == Effect::Transient
+    }
+    /// Bitbucket looked at the credential and refused it: sending it again cannot succeed and
+    /// counts as another failed login (Data Center locks the user behind a CAPTCHA after a
+    /// few), so it is withheld until the Secret, the spec or bbconn.dev/requested-at changes.
+    pub fn withholds_credential(self) -> bool {
+        matches!(
+            self,
+            Cause::TokenRevoked
+                | Cause::TokenExpired
+                | Cause::CredentialsRejected
+                | Cause::CaptchaRequired
+                | Cause::BasicAuthDisabled
+                | Cause::OAuthClientRejected
+                | Cause::OAuthRedirectMismatch
+        )
     }
     pub fn remedy(self, ctx: &RemedyContext) -> String {
         self.entry()
@@ -352,6 +379,19 @@ pub fn reference_markdown() -> String {
             e.when,
             e.remedy,
             e.source
+        ));
+    }
+    out.push_str("\n## What consumers show\n\nThe error a consumer shows a person when it meets the cause, as seen in the source named. Argo CD and Flux (go-git) fold every 401 into `authentication required`, every 403 into `authorization failed` and every 404 into `repository not found`, so one of their texts can stand for several causes: bbconn's condition says which.\n\n| cause | consumer | what it shows | seen in |\n|---|---|---|---|\n");
+    for t in CONSUMER_TEXTS {
+        out.push_str(&format!(
+            "| `{}` | {} | `{}` | {} |\n",
+            t.cause.as_str(),
+            t.consumer,
+            t.text
+                .replace('|', "\\|")
+                .replace('`', "'")
+                .replace('\n', " "),
+            t.source.replace('|', "\\|").replace('\n', " ")
         ));
     }
     out

@@ -50,6 +50,10 @@ struct ProbeInput {
     credential: Credential,
     /// The CA bundle's bytes, or why it could not be had (reported under TLSVerified).
     ca: Result<Vec<u8>, Finding>,
+    /// The Secret's bbconn.dev/expires-at, where set.
+    declared_expiry: Option<jiff::Timestamp>,
+    /// Send the credential even if Bitbucket rejected it before (a user asked for a re-check).
+    fresh: bool,
 }
 
 /// The results of the Bitbucket-facing checks (every check after CredentialsResolved).
@@ -80,6 +84,30 @@ impl ProbeInput {
             Ok(b) => h.update(b),
             Err(f) => h.update(f.message.as_bytes()),
         }
+        if let Some(t) = self.declared_expiry {
+            h.update(t.as_second().to_le_bytes());
+        }
+        h.finalize().into()
+    }
+
+    /// The credential as Bitbucket sees it: the secret values and where they are sent. Shared
+    /// by every connection that sends the same credential to the same server, so they share the
+    /// rule that a rejected credential is not sent again.
+    fn credential_key(&self) -> crate::withhold::Key {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in [
+            self.spec.base_url(),
+            self.spec.auth.token_url.as_deref().unwrap_or_default(),
+            &format!("{:?}/{:?}", self.spec.flavor, self.spec.auth.method),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        for v in self.credential.key_material() {
+            h.update((v.len() as u64).to_le_bytes());
+            h.update(v.as_bytes());
+        }
         h.finalize().into()
     }
 }
@@ -91,6 +119,8 @@ pub struct Env {
     pub memo: Option<crate::memo::Memo<Probed>>,
     /// Verifiers by CA bundle: parsing roots is the costly part of TLS set-up.
     trust: Mutex<HashMap<u64, Trust>>,
+    /// Credentials Bitbucket rejected, not to be sent again until they change.
+    pub withheld: crate::withhold::Withheld,
     pub clock: fn() -> jiff::Timestamp,
 }
 
@@ -106,6 +136,7 @@ impl Env {
             net,
             memo: None,
             trust: Mutex::new(HashMap::new()),
+            withheld: crate::withhold::Withheld::default(),
             clock: jiff::Timestamp::now,
         }
     }
@@ -296,6 +327,14 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
             return report;
         }
     };
+    let declared_expiry = match checks::credentials::declared_expiry(&secret_name, t.secret) {
+        Ok(d) => d,
+        Err(f) => {
+            p.fail(Check::CredentialsResolved, f);
+            (report.results, report.durations) = p.finish();
+            return report;
+        }
+    };
     p.record(CheckResult::passed(
         Check::CredentialsResolved,
         format!(
@@ -309,6 +348,8 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
         req,
         api_origin,
         credential: credential.clone(),
+        declared_expiry,
+        fresh: t.fresh,
     };
     let probed = match &env.memo {
         Some(memo) => {
@@ -384,7 +425,7 @@ fn ca_bundle(t: &Target<'_>) -> Result<Vec<u8>, Finding> {
         r.name
     );
     match t.ca_bundle {
-        Some(Lookup::Found(data)) => data.get(&key).cloned().ok_or_else(|| {
+        Some(Lookup::Found(data, _)) => data.get(&key).cloned().ok_or_else(|| {
             Finding::new(
                 Cause::CaBundleNotFound,
                 format!("{what} has no key {key:?}"),
@@ -432,6 +473,19 @@ async fn run_checks(
     let base_path = api_origin.url.path().trim_end_matches('/').to_string();
     let mut identity = Identity::default();
     let mut warnings = Vec::new();
+    let credential_key = t.credential_key();
+    if !t.fresh
+        && let Some((refused, since)) = env.withheld.get(&credential_key)
+    {
+        p.fail(
+            Check::Authenticated,
+            checks::authenticated::withheld(&refused, since),
+        );
+        let mut info = credential_info(spec.auth.method, &identity, t.declared_expiry);
+        info.withheld_since = Some(since.to_string());
+        report.credential = Some(info);
+        return Err(Stop);
+    }
     let auth_result: Result<(), Finding> = async {
         match (spec.flavor, credential) {
             (_, Credential::AppPassword { .. }) => Err(checks::authenticated::app_password()),
@@ -534,10 +588,20 @@ async fn run_checks(
                 let mut api = Api::new(&mut session, &base_path, identity.authorization.clone());
                 let result = async {
                     let who = datacenter::whoami(&mut api).await?;
-                    checks::authenticated::datacenter(spec.auth.method, &base_path, &who)?;
-                    if let datacenter::WhoAmI::Accepted { user, version } = who {
-                        identity.user = user;
-                        identity.server_version = version;
+                    if let datacenter::WhoAmI::Accepted { version, .. }
+                    | datacenter::WhoAmI::Anonymous { version } = &who
+                    {
+                        identity.server_version = version.clone();
+                    }
+                    let declared_expired = t.declared_expiry.is_some_and(|at| at <= (env.clock)());
+                    checks::authenticated::datacenter(
+                        spec.auth.method,
+                        &base_path,
+                        &who,
+                        declared_expired,
+                    )?;
+                    if let datacenter::WhoAmI::Accepted { user, .. } = who {
+                        identity.user = Some(user);
                     }
                     if let (Credential::AccessToken { token_id, .. }, Some(user)) =
                         (c, identity.user.clone())
@@ -562,19 +626,30 @@ async fn run_checks(
         }
     }
     .await;
-    if let Err(f) = auth_result {
-        if !f.replaced {
-            p.fail(Check::Authenticated, f);
-        }
-        report.credential = Some(credential_info(spec.auth.method, &identity));
-        return Err(Stop);
-    }
     if let Some(s) = report.server.as_mut() {
         s.version = identity.server_version.clone();
     }
-    report.credential = Some(credential_info(spec.auth.method, &identity));
+    report.credential = Some(credential_info(
+        spec.auth.method,
+        &identity,
+        t.declared_expiry,
+    ));
+    if let Err(f) = auth_result {
+        if f.cause.withholds_credential() {
+            env.withheld.put(credential_key, f.clone(), (env.clock)());
+        }
+        if !f.replaced {
+            p.fail(Check::Authenticated, f);
+        }
+        return Err(Stop);
+    }
+    env.withheld.release(&credential_key);
     let now = (env.clock)();
-    match checks::authenticated::expiry(identity.expires_at, now, spec.expiry_warning()) {
+    match checks::authenticated::expiry(
+        identity.expires_at.or(t.declared_expiry),
+        now,
+        spec.expiry_warning(),
+    ) {
         Err(f) => {
             p.fail(Check::Authenticated, f);
             return Err(Stop);
@@ -628,11 +703,20 @@ async fn cloud_identity(
     let who = cloud::whoami(&mut api).await;
     collect(report, &api);
     let who = who?;
-    checks::authenticated::cloud(method, &who)?;
-    if let cloud::UserAnswer::Accepted { user, kind, scopes } = who {
-        identity.user = user;
-        identity.kind = kind;
-        identity.scopes = identity.scopes.take().or(scopes);
+    checks::authenticated::cloud(method, base_path, &who)?;
+    match who {
+        cloud::UserAnswer::Accepted { user, kind, scopes } => {
+            identity.user = user;
+            identity.kind = kind;
+            identity.scopes = identity.scopes.take().or(scopes);
+        }
+        cloud::UserAnswer::ScopeMissing { granted, required } => {
+            // Bitbucket's own list of what the credential holds now wins over a token
+            // endpoint's answer.
+            identity.scopes = Some(granted);
+            identity.probe_needs = required;
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -656,7 +740,12 @@ async fn scopes_result(
     }
     match spec.flavor {
         Flavor::Cloud => match &identity.scopes {
-            Some(s) => check(&req.scopes, &req.permissions, Held::Scopes(s)),
+            Some(s) => {
+                // What bbconn's own identity probe needs counts too: Bitbucket refused it.
+                let mut required = req.scopes.clone();
+                required.extend(identity.probe_needs.iter().cloned());
+                check(&required, &req.permissions, Held::Scopes(s))
+            }
             None => check(
                 &req.scopes,
                 &req.permissions,
@@ -777,8 +866,19 @@ fn collect(report: &mut Report, api: &Api<'_>) {
         .extend(api.statuses.iter().map(|s| (host.clone(), *s)));
 }
 
-fn credential_info(method: AuthMethod, identity: &Identity) -> CredentialInfo {
+fn credential_info(
+    method: AuthMethod,
+    identity: &Identity,
+    declared: Option<jiff::Timestamp>,
+) -> CredentialInfo {
+    let (expires_at, source) = match (identity.expires_at, declared) {
+        (Some(t), _) => (Some(t), crate::api::ExpirySource::Bitbucket),
+        (None, Some(t)) => (Some(t), crate::api::ExpirySource::Declared),
+        (None, None) => (None, crate::api::ExpirySource::Unknown),
+    };
     CredentialInfo {
+        expiry_source: Some(source),
+        withheld_since: None,
         method: format!("{method:?}"),
         kind: identity.kind.clone(),
         scopes: identity.scopes.iter().flatten().cloned().collect(),
@@ -788,7 +888,7 @@ fn credential_info(method: AuthMethod, identity: &Identity) -> CredentialInfo {
             .flatten()
             .map(|p| p.as_str().to_string())
             .collect(),
-        expires_at: identity.expires_at.map(|t| t.to_string()),
+        expires_at: expires_at.map(|t| t.to_string()),
     }
 }
 

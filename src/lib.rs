@@ -17,6 +17,7 @@ pub mod profiles;
 pub mod status;
 pub mod telemetry;
 pub mod transport;
+pub mod withhold;
 
 use kube::CustomResourceExt;
 

@@ -3,7 +3,7 @@
 //! schema types, the CRD's CEL rules), with errors that name the file, document and field.
 
 use crate::api::{BitbucketConnection, BitbucketConnectionSpec, CaBundleKind};
-use crate::checks::Lookup;
+use crate::checks::{Lookup, Meta};
 use base64::Engine;
 use kube::CustomResourceExt;
 use serde_json::Value;
@@ -40,12 +40,15 @@ pub struct Connection {
     pub ca_bundle: Option<Lookup>,
 }
 
+/// A Secret's or ConfigMap's data, and what bbconn reads of its metadata.
+type Referenced = (BTreeMap<String, Vec<u8>>, Meta);
+
 #[derive(Default)]
 struct Objects {
     /// (file, document, namespace, name, spec)
     connections: Vec<(String, usize, String, String, BitbucketConnectionSpec)>,
     /// (kind, namespace, name) -> data
-    data: BTreeMap<(&'static str, String, String), BTreeMap<String, Vec<u8>>>,
+    data: BTreeMap<(&'static str, String, String), Referenced>,
 }
 
 pub fn load_files(
@@ -255,7 +258,14 @@ fn add(
                     data.insert(key.clone(), s.as_bytes().to_vec());
                 }
             }
-            out.data.insert((k, ns, name), data);
+            let meta = Meta {
+                expires_at: v
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get(crate::checks::EXPIRES_AT))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            };
+            out.data.insert((k, ns, name), (data, meta));
         }
         _ => {
             return Err(err(
@@ -286,7 +296,7 @@ fn resolve(objects: Objects, files: &str) -> Result<Vec<Connection>, InputError>
             .data
             .get(&("Secret", ns.clone(), secret_name.clone()))
         {
-            Some(d) => Lookup::Found(d.clone()),
+            Some((d, m)) => Lookup::Found(d.clone(), m.clone()),
             None => {
                 return Err(missing(format!(
                     "spec.auth.secretRef names Secret {ns}/{secret_name}, which is not in the input"
@@ -301,7 +311,7 @@ fn resolve(objects: Objects, files: &str) -> Result<Vec<Connection>, InputError>
                     CaBundleKind::Secret => "Secret",
                 };
                 match objects.data.get(&(kind, ns.clone(), r.name.clone())) {
-                    Some(d) => Some(Lookup::Found(d.clone())),
+                    Some((d, m)) => Some(Lookup::Found(d.clone(), m.clone())),
                     None => {
                         return Err(missing(format!(
                             "spec.tls.caBundleRef names {kind} {ns}/{}, which is not in the input",
@@ -439,7 +449,7 @@ stringData: {token: abc}
         let c = load_str("m.yaml", GOOD, "default").unwrap();
         assert_eq!(c.len(), 1);
         assert!(
-            matches!(&c[0].secret, Lookup::Found(d) if d.get("token").map(Vec::as_slice) == Some(&b"abc"[..]))
+            matches!(&c[0].secret, Lookup::Found(d, _) if d.get("token").map(Vec::as_slice) == Some(&b"abc"[..]))
         );
     }
 

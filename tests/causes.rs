@@ -586,6 +586,63 @@ fn cases() -> Vec<Case> {
             "False",
             "InsufficientRepositoryPermission",
         ),
+        // Causes real Data Center and Cloud servers show (tests/real-answers)
+        case(
+            "basic-disabled",
+            spec(
+                "DataCenter",
+                "https://bitbucket.example.com",
+                "Basic",
+                "basic-disabled",
+                CA,
+            ),
+            &[
+                ("username", "carol"),
+                ("password", "dc-basic-disabled-password-0120"),
+            ],
+            "Authenticated",
+            "False",
+            "BasicAuthDisabled",
+        ),
+        case(
+            "captcha",
+            spec(
+                "DataCenter",
+                "https://bitbucket.example.com",
+                "Basic",
+                "captcha",
+                CA,
+            ),
+            &[
+                ("username", "dave"),
+                ("password", "dc-captcha-password-0121"),
+            ],
+            "Authenticated",
+            "False",
+            "CaptchaRequired",
+        ),
+        case(
+            "anonymous-token",
+            dc("anonymous-token", CA),
+            &[("token", "dc-anonymous-token-0122")],
+            "Authenticated",
+            "False",
+            "TokenRevoked",
+        ),
+        case(
+            "cloud-wrong-path",
+            spec(
+                "Cloud",
+                "https://api.bitbucket.org",
+                "AccessToken",
+                "cloud-wrong-path",
+                CA,
+            ),
+            &[("token", "cloud-wrong-path-token-0123")],
+            "Ready",
+            "False",
+            "NotBitbucketApi",
+        ),
         // Any check
         case(
             "server-error",

@@ -3,6 +3,7 @@
 use super::{Api, error_message};
 use crate::catalogue::Cause;
 use crate::checks::Finding;
+use crate::transport::http::Response;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use std::collections::BTreeSet;
 
@@ -16,8 +17,39 @@ pub enum UserAnswer {
         kind: Option<String>,
         scopes: Option<BTreeSet<String>>,
     },
-    /// 401. `basic_realm`: the plain-text answer to Basic credentials Bitbucket does not know.
-    Rejected { message: String, basic_realm: bool },
+    /// 403 "Your credentials lack one or more required privilege scopes." with the granted and
+    /// required scopes in its body and no scope headers (tests/real-answers: cloud-403-scope-user):
+    /// the credential is valid; this endpoint needs `required`.
+    ScopeMissing {
+        granted: BTreeSet<String>,
+        required: BTreeSet<String>,
+    },
+    /// 401. `challenge`: the WWW-Authenticate scheme (Basic, or BitbucketCustom on recent answers).
+    Rejected {
+        message: String,
+        challenge: Option<String>,
+    },
+    /// 403 without scope information (e.g. "Forbidden" for `/user` without `/2.0`).
+    Forbidden { message: String },
+    /// 404: there is no API at this path.
+    NoApi { message: String },
+}
+
+/// The scope lists of a 403 "lack one or more required privilege scopes" body.
+pub fn scope_detail(r: &Response) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+    let v = r.json()?;
+    let list = |p: &str| -> Option<BTreeSet<String>> {
+        Some(
+            v.pointer(p)?
+                .as_array()?
+                .iter()
+                .filter_map(|s| s.as_str().map(|s| super::excerpt(s, 80)))
+                .take(64)
+                .collect(),
+        )
+    };
+    let required = list("/error/detail/required")?;
+    Some((list("/error/detail/granted").unwrap_or_default(), required))
 }
 
 /// `x-oauth-scopes: repository, pullrequest:write` (comma-separated; tolerate spaces too).
@@ -36,10 +68,10 @@ pub async fn whoami(api: &mut Api<'_>) -> Result<UserAnswer, Finding> {
     match r.status.as_u16() {
         200 => {
             let body = r.json().unwrap_or_default();
-            let user = ["nickname", "display_name", "account_id"]
+            let user = ["nickname", "username", "display_name", "account_id"]
                 .iter()
                 .find_map(|k| body.get(*k).and_then(|v| v.as_str()))
-                .map(str::to_string);
+                .map(|s| super::excerpt(s, 120));
             Ok(UserAnswer::Accepted { user, kind, scopes })
         }
         403 if kind.is_some() || scopes.is_some() => Ok(UserAnswer::Accepted {
@@ -47,11 +79,21 @@ pub async fn whoami(api: &mut Api<'_>) -> Result<UserAnswer, Finding> {
             kind,
             scopes,
         }),
+        403 => Ok(match scope_detail(&r) {
+            Some((granted, required)) => UserAnswer::ScopeMissing { granted, required },
+            None => UserAnswer::Forbidden {
+                message: error_message(&r),
+            },
+        }),
         401 => Ok(UserAnswer::Rejected {
             message: error_message(&r),
-            basic_realm: r
+            challenge: r
                 .header("www-authenticate")
-                .is_some_and(|h| h.starts_with("Basic")),
+                .and_then(|h| h.split_whitespace().next())
+                .map(|s| super::excerpt(s, 40)),
+        }),
+        404 => Ok(UserAnswer::NoApi {
+            message: error_message(&r),
         }),
         s => Err(Finding::new(
             Cause::UnexpectedResponse,
@@ -83,19 +125,12 @@ pub async fn repository(
         200 => Ok(RepoAnswer::Visible),
         404 | 401 => Ok(RepoAnswer::NotFound(error_message(&r))),
         403 => {
-            let required = r
-                .json()
-                .and_then(|v| v.pointer("/error/detail/required").cloned())
-                .and_then(|v| v.as_array().cloned())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                });
+            let required = scope_detail(&r)
+                .map(|(_, req)| req.into_iter().collect::<Vec<_>>().join(", "))
+                .filter(|req| !req.is_empty());
             Ok(RepoAnswer::ScopeMissing(match required {
-                Some(req) if !req.is_empty() => format!("{} (required: {req})", error_message(&r)),
-                _ => error_message(&r),
+                Some(req) => format!("{} (required: {req})", error_message(&r)),
+                None => error_message(&r),
             }))
         }
         s => Err(Finding::new(
@@ -143,6 +178,14 @@ pub async fn has_role(
         }))
 }
 
+/// Everything but RFC 3986's unreserved characters is encoded in a path segment; `-`, `.`, `_`
+/// and `~` stay as they are, as in the paths Bitbucket itself links to.
+const SEGMENT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 pub fn enc(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(s, SEGMENT).to_string()
 }

@@ -10,63 +10,80 @@ use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]
 pub enum WhoAmI {
+    /// 200 naming the user (X-AUSERNAME).
     Accepted {
-        user: Option<String>,
+        user: String,
         version: Option<String>,
     },
-    /// 401: the exception name and message say why (an expired token may say so).
-    Rejected { exception: String, message: String },
+    /// 200 without X-AUSERNAME: the request was served as anonymous. Data Center 10 does this
+    /// for a bearer token it does not recognise (tests/real-answers: dc-appprops-200-anonymous-10.4).
+    Anonymous { version: Option<String> },
+    /// 401: the exception name and message say why (an expired token may say so); a CAPTCHA
+    /// shows in the exception or in X-Authentication-Denied-Reason.
+    Rejected {
+        exception: String,
+        message: String,
+        denied_reason: Option<String>,
+    },
+    /// 403: refused by policy, e.g. "Basic Authentication has been disabled on this instance."
+    Forbidden { exception: String, message: String },
+    /// 200 that is not Bitbucket's application properties, or 404: not the REST API.
+    NotBitbucket { status: u16, message: String },
 }
+
+pub const APPLICATION_PROPERTIES: &str = "/rest/api/latest/application-properties";
 
 /// `GET /rest/api/latest/application-properties`, authenticated: the version, and who Bitbucket
 /// took the credential for (X-AUSERNAME). A 401 here is about the credential itself, since the
 /// resource needs no permission; elsewhere a 401 can also mean a missing permission.
 pub async fn whoami(api: &mut Api<'_>) -> Result<WhoAmI, Finding> {
-    let r = api.get("/rest/api/latest/application-properties").await?;
-    match r.status.as_u16() {
+    let r = api.get(APPLICATION_PROPERTIES).await?;
+    let denied_reason = r
+        .header("x-authentication-denied-reason")
+        .map(|h| super::excerpt(h, 120));
+    Ok(match r.status.as_u16() {
         200 => {
             let version = r.json().and_then(|v| {
                 v.get("version")
                     .and_then(|s| s.as_str())
-                    .map(str::to_string)
+                    .map(|s| super::excerpt(s, 40))
             });
-            if version.is_none() {
-                return Err(Finding::new(
-                    Cause::UnexpectedResponse,
-                    format!(
-                        "GET {}/rest/api/latest/application-properties did not answer with Bitbucket's application properties",
-                        api.base_path
-                    ),
-                ));
+            match (version, r.header("x-ausername")) {
+                (None, _) => WhoAmI::NotBitbucket {
+                    status: 200,
+                    message: "the answer is not Bitbucket's application properties".into(),
+                },
+                (version, Some(user)) if !user.is_empty() => WhoAmI::Accepted {
+                    user: super::excerpt(user, 120),
+                    version,
+                },
+                (version, _) => WhoAmI::Anonymous { version },
             }
-            Ok(WhoAmI::Accepted {
-                user: r.header("x-ausername").map(str::to_string),
-                version,
-            })
         }
-        401 => {
-            let exception = r
-                .json()
-                .and_then(|v| {
-                    v.pointer("/errors/0/exceptionName")
-                        .and_then(|s| s.as_str())
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            Ok(WhoAmI::Rejected {
-                exception,
-                message: error_message(&r),
-            })
+        401 => WhoAmI::Rejected {
+            exception: super::exception_name(&r),
+            message: error_message(&r),
+            denied_reason,
+        },
+        403 => WhoAmI::Forbidden {
+            exception: super::exception_name(&r),
+            message: error_message(&r),
+        },
+        404 => WhoAmI::NotBitbucket {
+            status: 404,
+            message: error_message(&r),
+        },
+        s => {
+            return Err(Finding::new(
+                Cause::UnexpectedResponse,
+                format!(
+                    "GET {}{APPLICATION_PROPERTIES} answered {s}: {}",
+                    api.base_path,
+                    error_message(&r)
+                ),
+            ));
         }
-        s => Err(Finding::new(
-            Cause::UnexpectedResponse,
-            format!(
-                "GET {}/rest/api/latest/application-properties answered {s}: {}",
-                api.base_path,
-                error_message(&r)
-            ),
-        )),
-    }
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,14 +164,28 @@ fn paged_nonempty(
     pred: impl Fn(&serde_json::Value) -> bool,
 ) -> Result<bool, Finding> {
     match r.status.as_u16() {
-        200 => Ok(r
-            .json()
-            .and_then(|v| {
-                v.get("values")
-                    .and_then(|v| v.as_array())
-                    .map(|a| a.iter().any(&pred))
-            })
-            .unwrap_or(false)),
+        200 => {
+            let found = r
+                .json()
+                .and_then(|v| {
+                    v.get("values")
+                        .and_then(|v| v.as_array())
+                        .map(|a| a.iter().any(&pred))
+                })
+                .unwrap_or(false);
+            if !found && r.header("x-ausername").is_none_or(str::is_empty) {
+                // Served as anonymous: an empty list then proves nothing about the permission
+                // (tests/real-answers: dc-200-anonymous-repos-empty).
+                return Err(Finding::new(
+                    Cause::UnexpectedResponse,
+                    format!(
+                        "GET {}{path} answered an empty list as anonymous (no X-AUSERNAME), which is no proof of a missing permission; the token was not applied to this request",
+                        api.base_path
+                    ),
+                ));
+            }
+            Ok(found)
+        }
         // A missing permission is a 401 in Data Center (AuthorisationException).
         401 | 403 => Ok(false),
         s => Err(Finding::new(

@@ -27,6 +27,9 @@ pub struct Identity {
     pub server_version: Option<String>,
     /// What later probes send. None: no token can be had without a person (application links).
     pub authorization: Option<HeaderValue>,
+    /// Scopes the identity probe itself needs that the credential lacks (Cloud's 403 listing
+    /// what is granted and what `GET /2.0/user` requires).
+    pub probe_needs: BTreeSet<String>,
 }
 
 /// A session bound to an API base path and a credential.
@@ -97,6 +100,17 @@ impl<'a> Api<'a> {
             self.statuses.push(r.status.as_u16());
             if r.status.is_redirection() {
                 let location = r.header("location").unwrap_or_default().to_string();
+                if is_login_page(&location) {
+                    // Data Center sends a token outside /rest and /scm to its login page: the
+                    // base URL's path is wrong (tests/real-answers: dc-302-token-on-non-rest-path).
+                    return Err(Finding::new(
+                        Cause::NotBitbucketApi,
+                        format!(
+                            "{method} {path} was redirected to the login page ({}): Bitbucket accepts tokens only under its REST path, so spec.url's path is not the server's context path",
+                            excerpt(&location, 80)
+                        ),
+                    ));
+                }
                 match same_origin_path(self.session.authority(), &location) {
                     Some(p) if method == Method::GET => {
                         path = p;
@@ -118,14 +132,16 @@ impl<'a> Api<'a> {
                 let mut f = Finding::new(
                     Cause::RateLimited,
                     format!(
-                        "Bitbucket answered 429 Too Many Requests to {method} {path}{}",
-                        retry_after.map_or(String::new(), |d| format!(
-                            " (Retry-After {}s)",
-                            d.as_secs()
-                        ))
+                        "Bitbucket answered 429 Too Many Requests to {method} {path} ({})",
+                        match retry_after {
+                            Some(d) => format!("Retry-After {}s", d.as_secs()),
+                            None => "no Retry-After: bbconn backs off on its own".to_string(),
+                        }
                     ),
                 );
-                f.retry_after = retry_after;
+                // Cloud's 429s carry no Retry-After (tests/real-answers: cloud-429-*): wait a
+                // minute at least, so a credential's rolling-hour budget is never spent on retries.
+                f.retry_after = Some(retry_after.unwrap_or(RATE_LIMIT_FLOOR));
                 return Err(f);
             }
             if r.status.is_server_error() {
@@ -170,6 +186,23 @@ fn same_origin_path(authority: &str, location: &str) -> Option<String> {
     })
 }
 
+/// How long to wait after a 429 that names no Retry-After.
+pub const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(60);
+
+fn is_login_page(location: &str) -> bool {
+    let path = location.split(['?', '#']).next().unwrap_or_default();
+    path.trim_end_matches('/').ends_with("/login") || path.contains("/login.jsp")
+}
+
+/// At most `max` characters of an untrusted value, for messages.
+pub fn excerpt(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// Retry-After is seconds or an HTTP date (RFC 9110 section 10.2.3).
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
     if let Ok(secs) = v.trim().parse::<u64>() {
@@ -186,13 +219,26 @@ pub fn error_message(r: &Response) -> String {
         v.pointer("/error/message")
             .or_else(|| v.pointer("/errors/0/message"))
             .or_else(|| v.get("error_description"))
+            // Data Center 10's "Basic Authentication has been disabled" has no envelope.
+            .or_else(|| v.get("message"))
             .and_then(|m| m.as_str().map(str::to_string))
     });
-    from_json.unwrap_or_else(|| {
+    let text = from_json.unwrap_or_else(|| {
         let text = String::from_utf8_lossy(&r.body);
-        let line = text.lines().next().unwrap_or_default();
-        line.chars().take(200).collect()
-    })
+        text.lines().next().unwrap_or_default().to_string()
+    });
+    excerpt(text.trim(), 200)
+}
+
+/// Data Center's `exceptionName` (e.g. `com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException`).
+pub fn exception_name(r: &Response) -> String {
+    r.json()
+        .and_then(|v| {
+            v.pointer("/errors/0/exceptionName")
+                .and_then(|s| s.as_str())
+                .map(|s| excerpt(s, 120))
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

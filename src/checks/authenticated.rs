@@ -4,7 +4,7 @@
 use super::Finding;
 use crate::api::AuthMethod;
 use crate::bitbucket::cloud::UserAnswer;
-use crate::bitbucket::datacenter::WhoAmI;
+use crate::bitbucket::datacenter::{APPLICATION_PROPERTIES, WhoAmI};
 use crate::bitbucket::oauth::TokenAnswer;
 use crate::catalogue::Cause;
 use std::time::Duration;
@@ -18,62 +18,159 @@ pub fn app_password() -> Finding {
     )
 }
 
-pub fn cloud(method: AuthMethod, answer: &UserAnswer) -> Result<(), Finding> {
+pub fn cloud(method: AuthMethod, base: &str, answer: &UserAnswer) -> Result<(), Finding> {
+    let probe = format!("GET {base}/user");
     match answer {
-        UserAnswer::Accepted { .. } => Ok(()),
-        UserAnswer::Rejected {
-            message,
-            basic_realm,
-        } => Err(match method {
-            AuthMethod::Basic => Finding::new(
-                Cause::CredentialsRejected,
+        // A scope-missing 403 lists what the credential holds: Bitbucket knows it.
+        UserAnswer::Accepted { .. } | UserAnswer::ScopeMissing { .. } => Ok(()),
+        UserAnswer::Rejected { message, challenge } => {
+            let answered =
+                format!("Bitbucket Cloud answered 401 Unauthorized to {probe}: {message}");
+            Err(if message.starts_with("Access token expired") {
+                // Cloud's generic text ("Token is invalid, expired, or not supported ...") names
+                // no cause; this one does (tests/real-answers: cloud-401-access-token-expired).
+                Finding::new(Cause::TokenExpired, answered)
+            } else {
+                match method {
+                    AuthMethod::Basic => Finding::new(
+                        Cause::CredentialsRejected,
+                        format!(
+                            "{answered} (Cloud accepts no account passwords over its API; use an API token)"
+                        ),
+                    ),
+                    AuthMethod::ApiToken if challenge.is_some() => Finding::new(
+                        Cause::TokenRevoked,
+                        format!(
+                            "{answered} (the token is revoked or expired, or the username is not the account's email)"
+                        ),
+                    ),
+                    _ => Finding::new(Cause::TokenRevoked, answered),
+                }
+            })
+        }
+        UserAnswer::Forbidden { message } if !base.trim_end_matches('/').ends_with("/2.0") => {
+            Err(Finding::new(
+                Cause::NotBitbucketApi,
                 format!(
-                    "Bitbucket Cloud answered 401 Unauthorized to GET /2.0/user: {message} (Cloud accepts no account passwords over its API; use an API token)"
+                    "Bitbucket Cloud answered 403 to {probe}: {message}; the API lives under /2.0 (https://api.bitbucket.org/2.0), which spec.url lacks"
                 ),
-            ),
-            AuthMethod::ApiToken if *basic_realm => Finding::new(
-                Cause::TokenRevoked,
-                format!(
-                    "Bitbucket Cloud answered 401 Unauthorized to GET /2.0/user for this email and API token: {message} (the token is revoked or expired, or the username is not the account's email)"
-                ),
-            ),
-            _ => Finding::new(
-                Cause::TokenRevoked,
-                format!("Bitbucket Cloud answered 401 Unauthorized to GET /2.0/user: {message}"),
-            ),
-        }),
+            ))
+        }
+        UserAnswer::Forbidden { message } => Err(Finding::new(
+            Cause::UnexpectedResponse,
+            format!("Bitbucket Cloud answered 403 to {probe} without naming a scope: {message}"),
+        )),
+        UserAnswer::NoApi { message } => Err(Finding::new(
+            Cause::NotBitbucketApi,
+            format!("{probe} answered 404 ({message}): there is no Bitbucket API at spec.url"),
+        )),
     }
 }
 
-pub fn datacenter(method: AuthMethod, base: &str, answer: &WhoAmI) -> Result<(), Finding> {
+/// Data Center's identity answer. `declared_expired`: the Secret's bbconn.dev/expires-at is
+/// past, which tells an expired token from a revoked one where Bitbucket's answer cannot.
+pub fn datacenter(
+    method: AuthMethod,
+    base: &str,
+    answer: &WhoAmI,
+    declared_expired: bool,
+) -> Result<(), Finding> {
+    let probe = format!("GET {base}{APPLICATION_PROPERTIES}");
+    let unrecognised = |text: String| {
+        if method == AuthMethod::Basic {
+            Finding::new(Cause::CredentialsRejected, text)
+        } else if declared_expired {
+            Finding::new(
+                Cause::TokenExpired,
+                format!("{text}; the Secret's bbconn.dev/expires-at has passed"),
+            )
+        } else {
+            Finding::new(Cause::TokenRevoked, text)
+        }
+    };
     match answer {
-        WhoAmI::Accepted { user: Some(_), .. } => Ok(()),
-        WhoAmI::Accepted { user: None, .. } => Err(Finding::new(
-            Cause::UnexpectedResponse,
-            format!(
-                "{base} answered without naming a user (no X-AUSERNAME): the credential was not applied"
-            ),
-        )),
-        WhoAmI::Rejected { exception, message } => {
+        WhoAmI::Accepted { .. } => Ok(()),
+        WhoAmI::Anonymous { .. } => Err(unrecognised(format!(
+            "Bitbucket served {probe} as anonymous (200 without X-AUSERNAME): it did not recognise the credential (Data Center 10 answers so for a revoked, expired or mistyped token)"
+        ))),
+        WhoAmI::Rejected {
+            exception,
+            message,
+            denied_reason,
+        } => {
             let text = format!(
-                "Bitbucket answered 401 Unauthorized to GET /rest/api/latest/application-properties: {message}{}",
+                "Bitbucket answered 401 Unauthorized to {probe}: {message}{}",
                 if exception.is_empty() {
                     String::new()
                 } else {
                     format!(" ({exception})")
                 }
             );
-            Err(if method == AuthMethod::Basic {
-                Finding::new(Cause::CredentialsRejected, text)
-            } else if message.to_ascii_lowercase().contains("expired") {
+            let captcha = exception.contains("CaptchaRequired")
+                || denied_reason
+                    .as_deref()
+                    .is_some_and(|r| r.to_ascii_uppercase().contains("CAPTCHA"));
+            Err(if captcha {
+                Finding::new(
+                    Cause::CaptchaRequired,
+                    format!(
+                        "{text}: Bitbucket demands a CAPTCHA for this user after failed logins; bbconn will not send the credential again until it changes"
+                    ),
+                )
+            } else if method != AuthMethod::Basic
+                && !declared_expired
+                && message.to_ascii_lowercase().contains("expired")
+            {
                 // Not confirmed in Atlassian's docs whether an expired token's 401 says so; when it
-                // does, say TokenExpired; otherwise the token's own data (if readable) decides.
+                // does, say TokenExpired.
                 Finding::new(Cause::TokenExpired, text)
             } else {
-                Finding::new(Cause::TokenRevoked, text)
+                unrecognised(text)
             })
         }
+        WhoAmI::Forbidden { exception, message } => {
+            let lower = message.to_ascii_lowercase();
+            Err(
+                if lower.contains("basic authentication") && lower.contains("disabled") {
+                    Finding::new(
+                        Cause::BasicAuthDisabled,
+                        format!("Bitbucket answered 403 Forbidden to {probe}: {message}"),
+                    )
+                } else {
+                    Finding::new(
+                        Cause::UnexpectedResponse,
+                        format!(
+                            "Bitbucket answered 403 Forbidden to {probe}: {message}{}",
+                            if exception.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({exception})")
+                            }
+                        ),
+                    )
+                },
+            )
+        }
+        WhoAmI::NotBitbucket { status, message } => Err(Finding::new(
+            Cause::NotBitbucketApi,
+            format!(
+                "{probe} answered {status} ({message}): spec.url is not Bitbucket's base URL (its path must be the server's context path, the part before /rest)"
+            ),
+        )),
     }
+}
+
+/// The verdict for a credential bbconn did not send, because Bitbucket rejected it before: the
+/// same cause, saying since when and how to have it sent again. Stable from check to check, so
+/// the status is not rewritten.
+pub fn withheld(refusal: &Finding, since: jiff::Timestamp) -> Finding {
+    Finding::new(
+        refusal.cause,
+        format!(
+            "{}. bbconn has not sent this credential again since {since}, so that it cannot lock the account: change the Secret, or set the annotation bbconn.dev/requested-at to check again",
+            refusal.message.trim_end_matches('.')
+        ),
+    )
 }
 
 /// Client credentials: a token, or why not (SonarQube maps Cloud's invalid_grant to "the consumer

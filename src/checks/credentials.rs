@@ -13,7 +13,7 @@ pub fn check(
     secret: &Lookup,
 ) -> Result<Credential, Finding> {
     let data = match secret {
-        Lookup::Found(data) => data,
+        Lookup::Found(data, _) => data,
         Lookup::NotFound => {
             return Err(Finding::new(
                 Cause::SecretNotFound,
@@ -126,4 +126,29 @@ pub fn check(
         }
     };
     Ok(credential)
+}
+
+/// The expiry the Secret declares in its bbconn.dev/expires-at annotation (RFC 3339), for
+/// credentials whose expiry Bitbucket does not reveal. A value that is not a timestamp is
+/// CredentialMalformed, naming the annotation.
+pub fn declared_expiry(
+    secret_name: &str,
+    secret: &Lookup,
+) -> Result<Option<jiff::Timestamp>, Finding> {
+    let Lookup::Found(_, meta) = secret else {
+        return Ok(None);
+    };
+    let Some(raw) = meta.expires_at.as_deref() else {
+        return Ok(None);
+    };
+    raw.trim().parse::<jiff::Timestamp>().map(Some).map_err(|_| {
+        Finding::new(
+            Cause::CredentialMalformed,
+            format!(
+                "the annotation {} of Secret {secret_name} is {:?}, not an RFC 3339 time such as 2027-01-31T00:00:00Z",
+                super::EXPIRES_AT,
+                crate::bitbucket::excerpt(raw, 40)
+            ),
+        )
+    })
 }

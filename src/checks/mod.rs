@@ -39,10 +39,29 @@ impl Finding {
     }
 }
 
+/// The annotation on a Secret that declares when its credential expires (RFC 3339), for the
+/// credentials whose expiry Bitbucket does not reveal.
+pub const EXPIRES_AT: &str = "bbconn.dev/expires-at";
+
+/// What bbconn reads of a referenced object besides its data.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// The raw bbconn.dev/expires-at annotation, if set.
+    pub expires_at: Option<String>,
+}
+
+impl Meta {
+    pub fn from_annotations(a: Option<&BTreeMap<String, String>>) -> Meta {
+        Meta {
+            expires_at: a.and_then(|a| a.get(EXPIRES_AT)).cloned(),
+        }
+    }
+}
+
 /// The result of fetching a referenced object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {
-    Found(BTreeMap<String, Vec<u8>>),
+    Found(BTreeMap<String, Vec<u8>>, Meta),
     NotFound,
     Forbidden(String),
     Failed(String),

@@ -8,7 +8,7 @@
 
 use super::refcache::Kind;
 use crate::api::{BitbucketConnection, BitbucketConnectionStatus, CaBundleKind, Condition};
-use crate::checks::Lookup;
+use crate::checks::{Lookup, Meta};
 use crate::engine::{self, Env, Report, Target};
 use crate::status::{self, READY, RECONCILING, Readiness};
 use crate::telemetry::Metrics;
@@ -83,6 +83,7 @@ async fn lookup_secret(ctx: &Ctx, ns: &str, name: &str) -> Lookup {
                     .into_iter()
                     .map(|(k, v)| (k, v.0))
                     .collect(),
+                Meta::from_annotations(s.metadata.annotations.as_ref()),
             ),
         ),
         Ok(None) => (None, Lookup::NotFound),
@@ -114,7 +115,7 @@ async fn lookup_configmap(ctx: &Ctx, ns: &str, name: &str) -> Lookup {
                     .into_iter()
                     .map(|(k, v)| (k, v.into_bytes())),
             );
-            (rv, Lookup::Found(data))
+            (rv, Lookup::Found(data, Meta::default()))
         }
         Ok(None) => (None, Lookup::NotFound),
         Err(e) => (None, lookup_error(e)),

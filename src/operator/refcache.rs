@@ -61,7 +61,7 @@ impl RefCache {
 
     /// Keeps a fetch result; errors are never kept.
     pub fn put(&self, kind: Kind, ns: &str, name: &str, rv: Option<String>, lookup: &Lookup) {
-        if !matches!(lookup, Lookup::Found(_) | Lookup::NotFound) {
+        if !matches!(lookup, Lookup::Found(..) | Lookup::NotFound) {
             return;
         }
         if let Ok(mut fetched) = self.fetched.lock() {
@@ -80,7 +80,7 @@ mod tests {
     #[test]
     fn data_is_reused_only_while_unchanged() {
         let c = RefCache::default();
-        let found = Lookup::Found(Default::default());
+        let found = Lookup::Found(Default::default(), Default::default());
         c.observe(Kind::Secret, "ns", "tok", Some("5".into()));
         assert!(c.get(Kind::Secret, "ns", "tok").is_none());
         c.put(Kind::Secret, "ns", "tok", Some("5".into()), &found);

@@ -30,8 +30,13 @@ pub fn world_fixture() -> Fixture {
 
 impl World {
     pub async fn start() -> World {
+        World::start_with(world_fixture()).await
+    }
+
+    /// The world with another fixture (e.g. the world's plus a replayed answer).
+    pub async fn start_with(fixture: Fixture) -> World {
         let pki = Pki::new();
-        let sim = Simulator::start(world_fixture(), &pki)
+        let sim = Simulator::start(fixture, &pki)
             .await
             .expect("simulator starts");
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
