@@ -270,6 +270,7 @@ pub fn compact(s: &BitbucketConnectionStatus) -> BitbucketConnectionStatus {
         }),
         credential: s.credential.as_ref().map(|c| crate::api::CredentialInfo {
             expires_at: c.expires_at.clone(),
+            withheld_since: c.withheld_since.clone(),
             ..Default::default()
         }),
         digest: Some(digest(s)),

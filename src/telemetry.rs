@@ -198,11 +198,29 @@ impl Collector for ConnectionCollector {
                 }
             }
         }
+        {
+            let mut m = encoder.encode_descriptor(
+                "bbconn_credential_withheld",
+                "1 while bbconn does not send the connection's credential, which Bitbucket rejected, until the Secret, the spec or bbconn.dev/requested-at changes",
+                None,
+                MetricType::Gauge,
+            )?;
+            for o in &objects {
+                let (ns, n) = name(o);
+                let withheld = o
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.credential.as_ref())
+                    .is_some_and(|c| c.withheld_since.is_some());
+                ConstGauge::new(i64::from(withheld))
+                    .encode(m.encode_family(&[("namespace", ns), ("name", n)])?)?;
+            }
+        }
         type Getter = fn(&BitbucketConnection) -> Option<i64>;
         let expiries: [(&str, &str, Getter); 2] = [
             (
                 "bbconn_token_expiry_timestamp_seconds",
-                "When the connection's token expires (Unix seconds), where Bitbucket tells",
+                "When the connection's token expires (Unix seconds), where Bitbucket or the Secret's bbconn.dev/expires-at tells",
                 |o| {
                     o.status
                         .as_ref()?

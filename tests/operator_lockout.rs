@@ -1,0 +1,180 @@
+//! Never lock an account: on a real control plane, a Data Center password Bitbucket rejected is
+//! sent once, however often the connection is re-checked, until the Secret changes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use bbconn::api::BitbucketConnection;
+use common::cluster::{Cluster, Operator, apply, eventually};
+use common::{World, connection};
+use kube::api::{Api, ListParams};
+use std::time::{Duration, Instant};
+
+const NS: &str = "lockout";
+const WAIT: Duration = Duration::from_secs(30);
+/// How long the rejected password is watched at a 1 s interval.
+const WATCH: Duration = Duration::from_secs(60);
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn reason(c: &BitbucketConnection, type_: &str) -> Option<(String, String)> {
+    c.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|x| x.type_ == type_)
+        .map(|x| (x.status.clone(), x.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_password_is_sent_once_until_the_secret_changes() {
+    let cluster = Cluster::start("lockout");
+    let admin = cluster.client().await;
+    let world = World::start().await;
+    let crd = std::fs::read_to_string(
+        common::cluster::repo().join("crds/bbconn.dev_bitbucketconnections.yaml"),
+    )
+    .unwrap();
+    apply(&admin, &crd).await;
+    apply(&admin, &common::cluster::deploy_rbac()).await;
+    apply(
+        &admin,
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"),
+    )
+    .await;
+    apply(&admin, &world.ca_configmap(NS)).await;
+    let api: Api<BitbucketConnection> = Api::namespaced(admin.clone(), NS);
+    eventually(WAIT, "the CRD to be served", || async {
+        api.list(&ListParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    let sa = cluster
+        .service_account_kubeconfig(&admin, "bbconn-system", "bbconn")
+        .await;
+    let op = Operator::start(&sa, "lockout", &cluster.dir, &world.net_flags());
+
+    let spec = "  flavor: DataCenter\n  url: https://bitbucket.example.com\n  auth: {method: Basic, secretRef: {name: pw-cred}}\n  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}\n  interval: 1s\n";
+    let wrong = basic("alice", "not-alices-password-0190");
+    // Two connections share the Secret, and so the rule.
+    apply(
+        &admin,
+        &connection(
+            NS,
+            "pw",
+            spec,
+            &[
+                ("username", "alice"),
+                ("password", "not-alices-password-0190"),
+            ],
+        ),
+    )
+    .await;
+    apply(
+        &admin,
+        &format!(
+            "apiVersion: bbconn.dev/v1alpha1\nkind: BitbucketConnection\nmetadata: {{name: pw-twin, namespace: {NS}}}\nspec:\n{spec}"
+        ),
+    )
+    .await;
+    for name in ["pw", "pw-twin"] {
+        eventually(WAIT, &format!("{name} rejected"), || async {
+            let c = api.get(name).await.map_err(|e| e.to_string())?;
+            match reason(&c, "Authenticated") {
+                Some((s, r)) if s == "False" && r == "CredentialsRejected" => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    }
+    let started = Instant::now();
+    while started.elapsed() < WATCH {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let sent = world
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.authorization.as_deref() == Some(wrong.as_str()))
+            .count();
+        assert_eq!(sent, 1, "the rejected password was sent {sent} times");
+    }
+    // Still checked (the network path and TLS), still False, and it says so.
+    let c = api.get("pw").await.unwrap();
+    assert_eq!(
+        reason(&c, "Authenticated"),
+        Some(("False".into(), "CredentialsRejected".into()))
+    );
+    let status = c.status.clone().unwrap();
+    let cred = status.credential.clone().unwrap();
+    assert!(cred.withheld_since.is_some(), "{cred:?}");
+    let message = &status
+        .conditions
+        .iter()
+        .find(|x| x.type_ == "Authenticated")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("has not sent this credential again since")
+            && message.contains("bbconn.dev/requested-at"),
+        "{message}"
+    );
+    eventually(WAIT, "the withheld gauge", || async {
+        match op.metric(&format!(
+            "bbconn_credential_withheld{{namespace=\"{NS}\",name=\"pw\"}}"
+        )) {
+            Some(v) if v == 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    // Rotating the Secret sends the new one at once.
+    apply(
+        &admin,
+        &connection(
+            NS,
+            "pw",
+            spec,
+            &[
+                ("username", "alice"),
+                ("password", "dc-alice-password-0101"),
+            ],
+        ),
+    )
+    .await;
+    let rotated = Instant::now();
+    eventually(WAIT, "pw authenticated after rotation", || async {
+        let c = api.get("pw").await.map_err(|e| e.to_string())?;
+        match reason(&c, "Authenticated") {
+            Some((s, _)) if s == "True" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(rotated.elapsed() < Duration::from_secs(10));
+    let c = api.get("pw").await.unwrap();
+    assert!(
+        c.status
+            .unwrap()
+            .credential
+            .unwrap()
+            .withheld_since
+            .is_none(),
+        "no longer withheld"
+    );
+    let sent = world
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.authorization.as_deref() == Some(wrong.as_str()))
+        .count();
+    assert_eq!(sent, 1);
+}
