@@ -64,6 +64,7 @@ pub struct Probed {
     certificate: Option<LeafInfo>,
     credential: Option<CredentialInfo>,
     requests: Vec<(String, u16)>,
+    rate_limits: Vec<(String, crate::bitbucket::RateLimit)>,
     durations: Vec<(Check, Duration)>,
 }
 
@@ -185,6 +186,8 @@ pub struct Report {
     pub credential: Option<CredentialInfo>,
     /// (host, status) of every Bitbucket request, for metrics.
     pub requests: Vec<(String, u16)>,
+    /// What Bitbucket said of the rate limit, per host.
+    pub rate_limits: Vec<(String, crate::bitbucket::RateLimit)>,
     /// Time spent in each check that ran.
     pub durations: Vec<(Check, Duration)>,
 }
@@ -198,6 +201,7 @@ impl Report {
             certificate: None,
             credential: None,
             requests: Vec::new(),
+            rate_limits: Vec::new(),
             durations: Vec::new(),
         }
     }
@@ -362,6 +366,7 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
             if !ran {
                 // Another connection's run: its requests were counted there.
                 probed.requests.clear();
+                probed.rate_limits.clear();
             }
             probed
         }
@@ -378,6 +383,7 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
     report.certificate = probed.certificate;
     report.credential = probed.credential;
     report.requests = probed.requests;
+    report.rate_limits = probed.rate_limits;
     scrub(&mut report, &credential);
     report
 }
@@ -400,6 +406,7 @@ async fn probe(env: &Env, input: &ProbeInput) -> Probed {
         certificate: report.certificate,
         credential: report.credential,
         requests: report.requests,
+        rate_limits: report.rate_limits,
         durations,
     }
 }
@@ -864,6 +871,9 @@ fn collect(report: &mut Report, api: &Api<'_>) {
     report
         .requests
         .extend(api.statuses.iter().map(|s| (host.clone(), *s)));
+    report
+        .rate_limits
+        .extend(api.rate_limits.iter().map(|r| (host.clone(), r.clone())));
 }
 
 fn credential_info(

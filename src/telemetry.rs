@@ -29,6 +29,12 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitLabels {
+    pub host: String,
+    pub resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: String,
 }
@@ -42,6 +48,9 @@ pub struct Metrics {
     pub status_write_errors: Counter,
     pub invalid_objects: Counter,
     pub leader: Gauge<i64, AtomicI64>,
+    pub rate_limit: Family<RateLimitLabels, Gauge<i64, AtomicI64>>,
+    pub rate_limit_remaining: Family<RateLimitLabels, Gauge<i64, AtomicI64>>,
+    pub rate_limit_near: Family<RateLimitLabels, Gauge<i64, AtomicI64>>,
 }
 
 impl Metrics {
@@ -93,6 +102,24 @@ impl Metrics {
             "1 while this replica holds the leader Lease",
             leader.clone(),
         );
+        let rate_limit = Family::<RateLimitLabels, Gauge<i64, AtomicI64>>::default();
+        let rate_limit_remaining = Family::<RateLimitLabels, Gauge<i64, AtomicI64>>::default();
+        let rate_limit_near = Family::<RateLimitLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "bbconn_bitbucket_rate_limit",
+            "Requests per rolling hour Bitbucket allows, from its last X-RateLimit-Limit, by host and resource",
+            rate_limit.clone(),
+        );
+        registry.register(
+            "bbconn_bitbucket_rate_limit_remaining",
+            "Requests left in the rolling hour, from Bitbucket's last X-RateLimit-Remaining",
+            rate_limit_remaining.clone(),
+        );
+        registry.register(
+            "bbconn_bitbucket_rate_limit_near",
+            "1 when Bitbucket's last answer said X-RateLimit-NearLimit: true",
+            rate_limit_near.clone(),
+        );
         if let Some(store) = store {
             registry.register_collector(Box::new(ConnectionCollector { store }));
         }
@@ -105,7 +132,29 @@ impl Metrics {
             status_write_errors,
             invalid_objects,
             leader,
+            rate_limit,
+            rate_limit_remaining,
+            rate_limit_near,
         })
+    }
+
+    pub fn observe_rate_limit(&self, host: &str, r: &crate::bitbucket::RateLimit) {
+        let labels = RateLimitLabels {
+            host: host.to_string(),
+            resource: r.resource.clone(),
+        };
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if let Some(l) = r.limit {
+            self.rate_limit.get_or_create(&labels).set(clamp(l));
+        }
+        if let Some(l) = r.remaining {
+            self.rate_limit_remaining
+                .get_or_create(&labels)
+                .set(clamp(l));
+        }
+        self.rate_limit_near
+            .get_or_create(&labels)
+            .set(i64::from(r.near_limit));
     }
 
     pub fn observe_check(&self, check: Check, seconds: f64) {

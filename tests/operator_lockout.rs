@@ -95,6 +95,30 @@ async fn a_rejected_password_is_sent_once_until_the_secret_changes() {
         })
         .await;
     }
+    // Cloud's rate-limit headers feed a gauge per host, so an alert can fire before a 429.
+    apply(
+        &admin,
+        &connection(
+            NS,
+            "near-limit",
+            "  flavor: Cloud\n  auth: {method: AccessToken, secretRef: {name: near-limit-cred}}\n  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}\n",
+            &[("token", "cloud-ratelimit-token-0124")],
+        ),
+    )
+    .await;
+    eventually(WAIT, "the rate-limit gauges", || async {
+        let near = op.metric(
+            "bbconn_bitbucket_rate_limit_near{host=\"api.bitbucket.org\",resource=\"api\"}",
+        );
+        let limit =
+            op.metric("bbconn_bitbucket_rate_limit{host=\"api.bitbucket.org\",resource=\"api\"}");
+        match (near, limit) {
+            (Some(n), Some(l)) if n == 1.0 && l == 1000.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
     let started = Instant::now();
     while started.elapsed() < WATCH {
         tokio::time::sleep(Duration::from_secs(5)).await;

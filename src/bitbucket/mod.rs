@@ -39,6 +39,41 @@ pub struct Api<'a> {
     pub authorization: Option<HeaderValue>,
     /// Requests sent, by answer status, for metrics.
     pub statuses: Vec<u16>,
+    /// What Bitbucket said of the credential's rate limit, last answer first seen per resource.
+    pub rate_limits: Vec<RateLimit>,
+}
+
+/// Cloud's X-RateLimit-* headers (sent for access tokens on its scaled endpoints): the budget
+/// per rolling hour, and whether it is nearly spent, so an alert can fire before a 429.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    pub resource: String,
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub near_limit: bool,
+}
+
+impl RateLimit {
+    fn from_response(r: &Response) -> Option<RateLimit> {
+        let num = |h: &str| r.header(h).and_then(|v| v.trim().parse::<u64>().ok());
+        let limit = num("x-ratelimit-limit");
+        let remaining = num("x-ratelimit-remaining");
+        let near_limit = r
+            .header("x-ratelimit-nearlimit")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        if limit.is_none() && remaining.is_none() && !near_limit {
+            return None;
+        }
+        Some(RateLimit {
+            resource: r
+                .header("x-ratelimit-resource")
+                .map(|v| excerpt(v.trim(), 60))
+                .unwrap_or_default(),
+            limit,
+            remaining,
+            near_limit,
+        })
+    }
 }
 
 const MAX_REDIRECTS: usize = 3;
@@ -54,6 +89,7 @@ impl<'a> Api<'a> {
             base_path: base_path.trim_end_matches('/').to_string(),
             authorization,
             statuses: Vec::new(),
+            rate_limits: Vec::new(),
         }
     }
 
@@ -98,6 +134,10 @@ impl<'a> Api<'a> {
                 .await
                 .map_err(|e| transport_finding(&e, &path))?;
             self.statuses.push(r.status.as_u16());
+            if let Some(rl) = RateLimit::from_response(&r) {
+                self.rate_limits.retain(|x| x.resource != rl.resource);
+                self.rate_limits.push(rl);
+            }
             if r.status.is_redirection() {
                 let location = r.header("location").unwrap_or_default().to_string();
                 if is_login_page(&location) {

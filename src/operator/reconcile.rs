@@ -201,6 +201,9 @@ pub async fn reconcile(
     for (host, status) in &report.requests {
         ctx.metrics.count_request(host, *status);
     }
+    for (host, limit) in &report.rate_limits {
+        ctx.metrics.observe_rate_limit(host, limit);
+    }
 
     let readiness = status::readiness(&report);
     let failures = ctx.failures(&key);
