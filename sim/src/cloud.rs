@@ -941,7 +941,11 @@ fn oauth_token(shared: &Shared, req: &Req) -> Resp {
         Some(&c.key) == client_id.as_ref() && Some(&c.secret) == client_secret.as_ref()
     });
     let Some((index, consumer)) = consumer else {
-        return oauth_error(400, "unauthorized_client", "Invalid OAuth client credentials");
+        return oauth_error(
+            400,
+            "unauthorized_client",
+            "Invalid OAuth client credentials",
+        );
     };
     match field("grant_type").as_deref() {
         Some("client_credentials") => {

@@ -13,7 +13,7 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::fixture::{
-    DataCenter, DcGlobalPermission, DcPermission, DcProject, DcRepository, DcRateLimit, DcToken,
+    DataCenter, DcGlobalPermission, DcPermission, DcProject, DcRateLimit, DcRepository, DcToken,
     DcTokenKind, DcUser, Fixture,
 };
 use crate::http::{self as h, Credential, Req, Resp, parse_authorization};
@@ -37,7 +37,8 @@ const BASIC_DISABLED: &str = "Basic Authentication has been disabled on this ins
 /// The exception is Bitbucket's (its javadoc: thrown once a user failed too often); the text is
 /// what public clients quote, not confirmed word for word.
 const CAPTCHA_REQUIRED: &str = "CAPTCHA required. Your Bitbucket account has been locked. To unlock it and log in again you must solve a CAPTCHA. This is typically caused by too many attempts to login with an incorrect password.";
-const CAPTCHA_EXCEPTION: &str = "com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException";
+const CAPTCHA_EXCEPTION: &str =
+    "com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException";
 
 /// Runtime state: when each token last authenticated, failed logins per user, rate buckets.
 pub(crate) struct State {
@@ -402,9 +403,10 @@ fn authenticate<'a>(shared: &'a Shared, req: &Req, base: &str) -> Result<Princip
                 check(i, t)?;
                 match t.kind {
                     DcTokenKind::Personal => {
-                        let user = t.user.as_deref().and_then(|n| {
-                            dc.users.iter().find(|u| u.name.eq_ignore_ascii_case(n))
-                        });
+                        let user = t
+                            .user
+                            .as_deref()
+                            .and_then(|n| dc.users.iter().find(|u| u.name.eq_ignore_ascii_case(n)));
                         user.map(|u| Principal::Personal(u, t))
                             .ok_or_else(auth_failed)
                     }
@@ -505,7 +507,11 @@ pub(crate) fn web(shared: &Shared, req: &Req) -> Resp {
             }
             if u.password.as_deref() == Some(password.as_str()) {
                 shared.dc.succeeded(&slug);
-                h::bytes(404, "text/html;charset=UTF-8", "<html><body>Page not found</body></html>")
+                h::bytes(
+                    404,
+                    "text/html;charset=UTF-8",
+                    "<html><body>Page not found</body></html>",
+                )
             } else {
                 shared.dc.failed(&slug);
                 auth_failed()
@@ -597,6 +603,10 @@ fn route(ctx: &Ctx, segs: &[&str]) -> Resp {
                 get.then(|| repository_users(ctx, key, slug))
             }
             ["repos"] => get.then(|| list_repos(ctx, None)),
+            // Sub-resources the simulator does not serve still say which part is missing.
+            ["projects", key, "repos", slug, _, ..] => {
+                get.then(|| repository_missing(ctx, key, slug))
+            }
             ["users"] => get.then(|| list_users(ctx)),
             ["admin", "permissions", "users"] => get.then(|| admin_users(ctx)),
             _ => return not_found(),
@@ -907,6 +917,16 @@ fn list_repos(ctx: &Ctx, project: Option<&str>) -> Resp {
     paged(ctx.req, values)
 }
 
+fn repository_missing(ctx: &Ctx, key: &str, slug: &str) -> Resp {
+    let Some((_, p)) = find_project(ctx.dc, key) else {
+        return no_such_project(key);
+    };
+    match p.repositories.iter().find(|r| r.slug == slug) {
+        Some(r) if ctx.principal.repo_level(p, r) >= Level::Read => not_found(),
+        _ => no_such_repository(&p.key, slug),
+    }
+}
+
 /// `GET /rest/api/latest/users`: any authenticated caller; anonymous callers get 401
 /// AuthenticationRequiredException (tests/real-answers/answers.json `dc-401-anonymous-required`).
 fn list_users(ctx: &Ctx) -> Resp {
@@ -918,7 +938,11 @@ fn list_users(ctx: &Ctx) -> Resp {
         .dc
         .users
         .iter()
-        .filter(|u| filter.as_ref().is_none_or(|f| u.slug().contains(f.as_str())))
+        .filter(|u| {
+            filter
+                .as_ref()
+                .is_none_or(|f| u.slug().contains(f.as_str()))
+        })
         .map(|u| user_json(ctx, u))
         .collect();
     paged(ctx.req, values)
