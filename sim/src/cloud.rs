@@ -21,8 +21,6 @@ use crate::server::{RATE_LIMITED_BODY, Shared, lock};
 const API: &str = "https://api.bitbucket.org/2.0";
 const WEB: &str = "https://bitbucket.org";
 const HOUR: Duration = Duration::from_secs(3600);
-/// developer.atlassian.com/cloud/bitbucket/oauth-2: access tokens expire after two hours.
-const OAUTH_TOKEN_TTL: Duration = Duration::from_secs(7200);
 const CREATED_ON: &str = "2020-01-01T00:00:00+00:00";
 
 /// BITBUCKET-API.md, "Errors": the same text for invalid, revoked and expired tokens.
@@ -31,6 +29,21 @@ const TOKEN_INVALID: &str = "Token is invalid, expired, or not supported for thi
 const SCOPES_LACKING: &str = "Your credentials lack one or more required privilege scopes.";
 /// BITBUCKET-API.md, "Errors": no access and no such repository look the same.
 const REPO_NOT_FOUND: &str = "You may not have access to this repository or it no longer exists in this workspace. If you think this repository exists and you have access, make sure you are authenticated.";
+/// tests/real-answers/answers.json `cloud-401-access-token-expired` (and, with the hint,
+/// `cloud-401-access-token-expired-refresh`).
+const ACCESS_TOKEN_EXPIRED: &str = "Access token expired.";
+const ACCESS_TOKEN_EXPIRED_HINT: &str = " Use your refresh token to obtain a new access token.";
+/// tests/real-answers/answers.json `cloud-401-login-failed-text`: the whole plain-text body.
+const LOGIN_FAILED: &str = "Login failed due to incorrect login credentials or method.\nFor information on authentication methods for Bitbucket Cloud APIs, visit:\n    https://developer.atlassian.com/cloud/bitbucket/rest/intro/#authentication\nIf you are unsure of which login details or login method to use, visit:\n    https://support.atlassian.com/bitbucket-cloud/docs/log-into-or-connect-to-bitbucket-cloud/";
+/// tests/real-answers/answers.json `cloud-401-account-password`.
+const ACCOUNT_PASSWORD: &str = "Bitbucket Cloud recently stopped supporting account passwords for API authentication.\nSee our community post for more details: https://atlassian.community/t5/x/x/ba-p/1948231\nApp passwords are recommended for most use cases and can be created in your Personal settings:\nhttps://bitbucket.org/account/settings/app-passwords/\nFor more details on API authentication methods see our documentation:\nhttps://developer.atlassian.com/cloud/bitbucket/rest/intro/#authentication";
+/// tests/real-answers/answers.json `cloud-404-no-api`.
+const NO_API: &str = "There is no API hosted at this URL.\n\nFor information about our API's, please refer to the documentation at: https://developer.atlassian.com/bitbucket/api/2/reference/";
+
+/// Marks a 403 for missing scopes, so `handle` can leave the scope headers off it.
+#[derive(Clone, Copy)]
+struct ScopeError;
+
 /// Not documented: the message for an access token on a user-only endpoint (`GET /2.0/user`
 /// answers 403 to access tokens, BITBUCKET-API.md).
 const USER_ONLY: &str = "This API is only accessible with the following authentication types: session, password, apppassword, api_token";
@@ -224,10 +237,12 @@ impl Identity<'_> {
         // BITBUCKET-API.md: `detail` is an object {granted, required}. cloud.swagger.v3.json's
         // `error` schema types `error.detail` as a string; the documented behaviour wins.
         let required: Vec<&str> = self.accepted(need).into_iter().collect();
-        Err(h::json(
+        let mut r = h::json(
             403,
-            &json!({"type": "error", "error": {"message": SCOPES_LACKING, "detail": {"granted": self.granted, "required": required}}}),
-        ))
+            &json!({"type": "error", "error": {"message": SCOPES_LACKING, "detail": {"required": required, "granted": self.granted}}}),
+        );
+        r.extensions_mut().insert(ScopeError);
+        Err(r)
     }
 
     /// The level an access token's scopes give on repositories of its own resource.
@@ -294,15 +309,16 @@ fn token_invalid() -> Resp {
     h::json(401, &error_json(TOKEN_INVALID))
 }
 
-/// BITBUCKET-API.md, "Errors": wrong Basic credentials get a plain-text 401 with this challenge.
-/// App passwords are retired for good (community.atlassian.com announcements 3040975, 3237429),
-/// so every app password lands here too.
-fn basic_rejected() -> Resp {
-    let mut r = h::text(401, "Unauthorized");
+/// Wrong Basic credentials: a plain-text 401 (tests/real-answers/answers.json
+/// `cloud-401-login-failed-text`) with a `BitbucketCustom` challenge
+/// (`cloud-401-www-authenticate-bitbucketcustom`). App passwords are retired for good
+/// (community.atlassian.com announcements 3040975, 3237429), so every app password lands here too.
+fn basic_rejected(body: &str) -> Resp {
+    let mut r = h::bytes(401, "text/plain", body.to_owned());
     h::set_header(
         &mut r,
         "www-authenticate",
-        "Basic realm=\"Bitbucket.org HTTP\"",
+        "BitbucketCustom realm=\"Bitbucket.org HTTP\"",
     );
     r
 }
@@ -333,6 +349,9 @@ fn authenticate<'a>(shared: &'a Shared, req: &Req) -> Auth<'a> {
                 })
             });
             match (owner, token) {
+                // A token created without scopes is refused with the generic token text
+                // (tests/real-answers/answers.json `cloud-401-token-invalid`, its sources).
+                (Some(_), Some(t)) if t.scopes.is_empty() => Auth::Rejected(token_invalid()),
                 (Some(owner), Some(t)) if !t.revoked && !t.expired => Auth::Ok(Identity {
                     cred: CredType::ApiToken,
                     user: Some(owner),
@@ -342,7 +361,18 @@ fn authenticate<'a>(shared: &'a Shared, req: &Req) -> Auth<'a> {
                     rate_key: t.value.clone(),
                 }),
                 (Some(_), Some(_)) => Auth::Rejected(token_invalid()),
-                _ => Auth::Rejected(basic_rejected()),
+                _ => {
+                    // The account's own password, by username or email.
+                    let account = cloud.users.iter().any(|u| {
+                        (u.username == user || u.email.eq_ignore_ascii_case(&user))
+                            && u.password.as_deref() == Some(password.as_str())
+                    });
+                    Auth::Rejected(basic_rejected(if account {
+                        ACCOUNT_PASSWORD
+                    } else {
+                        LOGIN_FAILED
+                    }))
+                }
             }
         }
         Credential::Bearer(value) => {
@@ -366,9 +396,10 @@ fn authenticate<'a>(shared: &'a Shared, req: &Req) -> Auth<'a> {
                     rate_key: t.value.clone(),
                 });
             }
+            let ttl = Duration::from_secs(cloud.oauth_token_ttl_seconds);
             let issued = lock(&shared.cloud.issued)
                 .get(&value)
-                .map(|i| (i.consumer, i.at.elapsed() < OAUTH_TOKEN_TTL));
+                .map(|i| (i.consumer, i.at.elapsed() < ttl));
             match issued.and_then(|(c, live)| cloud.oauth_consumers.get(c).map(|c| (c, live))) {
                 Some((consumer, true)) => Auth::Ok(Identity {
                     cred: CredType::OAuth2,
@@ -381,10 +412,18 @@ fn authenticate<'a>(shared: &'a Shared, req: &Req) -> Auth<'a> {
                     legacy: expand_legacy(&consumer.scopes),
                     rate_key: value,
                 }),
-                _ => Auth::Rejected(token_invalid()),
+                // An access token that outlived its lifetime says so; unknown ones do not.
+                Some((_, false)) => {
+                    let mut m = ACCESS_TOKEN_EXPIRED.to_owned();
+                    if cloud.expired_access_token_hint {
+                        m.push_str(ACCESS_TOKEN_EXPIRED_HINT);
+                    }
+                    Auth::Rejected(h::json(401, &error_json(&m)))
+                }
+                None => Auth::Rejected(token_invalid()),
             }
         }
-        Credential::Malformed => Auth::Rejected(basic_rejected()),
+        Credential::Malformed => Auth::Rejected(basic_rejected(LOGIN_FAILED)),
     }
 }
 
@@ -395,7 +434,14 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     if req.path == "/site/oauth2/access_token" {
         return oauth_token(shared, req);
     }
-    if !(req.path == "/2.0" || req.path.starts_with("/2.0/")) {
+    // bitbucket.org/api/2.0/... serves the same API (tests/real-answers/answers.json
+    // `cloud-401-access-token-expired` was answered there).
+    let path = req.path.strip_prefix("/api").unwrap_or(&req.path);
+    if !(path == "/2.0" || path.starts_with("/2.0/")) {
+        // `cloud-403-forbidden-v1-user`: the user resource without /2.0 is 403 "Forbidden".
+        if path == "/user" || path.starts_with("/user/") {
+            return h::json(403, &error_json("Forbidden"));
+        }
         return not_found();
     }
     let cloud = &shared.fixture.cloud;
@@ -404,23 +450,35 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
         Auth::Ok(id) => Some(id),
         Auth::Rejected(r) => return r,
     };
+    let segs = h::segments(path);
+    let need = need_for(&segs);
     // support.atlassian.com/bitbucket-cloud/docs/api-request-limits: a rolling hour; 1,000
-    // authenticated requests (per credential here), 60 anonymous. The 429 body is plain text;
-    // Retry-After is not confirmed by the docs: sent here, so clients can be tested with it.
+    // authenticated requests (per credential here), 60 anonymous. The 429 body is plain text and
+    // carries no Retry-After (tests/real-answers/answers.json `cloud-429-sharpbucket`,
+    // `cloud-429-jenkins`); `rateLimitRetryAfter` adds one.
     let (key, limit) = match &id {
         Some(i) => (i.rate_key.as_str(), cloud.rate_limit_per_hour),
         None => ("\u{0}anonymous", cloud.anonymous_rate_limit_per_hour),
     };
-    if limit > 0
-        && let Err(retry) = shared.cloud.admit(key, limit)
+    let over = if limit > 0 {
+        shared.cloud.admit(key, limit).err()
+    } else {
+        None
+    };
+    let mut resp = match over {
+        Some(retry) => {
+            let mut r = h::bytes(429, "text/plain", RATE_LIMITED_BODY);
+            if cloud.rate_limit_retry_after {
+                h::set_header(&mut r, "retry-after", &retry.to_string());
+            }
+            r
+        }
+        None => route(cloud, req, &segs, need, id.as_ref()),
+    };
+    let scope_error = resp.extensions().get::<ScopeError>().is_some();
+    if let Some(id) = &id
+        && (!scope_error || cloud.scope_headers_on_scope_error)
     {
-        let mut r = h::text(429, RATE_LIMITED_BODY);
-        h::set_header(&mut r, "retry-after", &retry.to_string());
-        return r;
-    }
-
-    let (mut resp, need) = route(cloud, req, id.as_ref());
-    if let Some(id) = &id {
         h::set_header(&mut resp, "x-credential-type", id.cred.header());
         h::set_header(&mut resp, "x-oauth-scopes", &id.granted.join(", "));
         if let Some(accepted) = need.and_then(|n| id.accepted(n)) {
@@ -430,25 +488,81 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     resp
 }
 
+/// `cloud-404-no-api`: "Resource not found" with the no-API detail.
 pub(crate) fn not_found() -> Resp {
-    h::json(404, &error_json("Resource not found"))
+    h::json(
+        404,
+        &json!({"type": "error", "error": {"message": "Resource not found", "detail": NO_API}}),
+    )
 }
 
 type Handler = fn(&Cloud, &Req, Option<&Identity>, &[&str]) -> Resp;
 
-fn route(cloud: &Cloud, req: &Req, id: Option<&Identity>) -> (Resp, Option<Need>) {
-    let segs = h::segments(&req.path);
-    let (need, get): (Option<Need>, Handler) = match segs.as_slice() {
-        ["2.0", "user"] => (Some(NEED_USER), get_user),
-        ["2.0", "workspaces", _] => (Some(NEED_WORKSPACE), get_workspace),
-        ["2.0", "repositories", _] => (Some(NEED_REPOSITORY), list_repositories),
-        ["2.0", "repositories", _, _] => (Some(NEED_REPOSITORY), get_repository),
-        _ => return (not_found(), None),
+fn need_for(segs: &[&str]) -> Option<Need> {
+    match segs {
+        ["2.0", "user", ..] => Some(NEED_USER),
+        ["2.0", "workspaces", ..] => Some(NEED_WORKSPACE),
+        ["2.0", "repositories", ..] => Some(NEED_REPOSITORY),
+        _ => None,
+    }
+}
+
+fn route(
+    cloud: &Cloud,
+    req: &Req,
+    segs: &[&str],
+    need: Option<Need>,
+    id: Option<&Identity>,
+) -> Resp {
+    let get: Handler = match segs {
+        ["2.0", "user"] => get_user,
+        ["2.0", "workspaces", _] => get_workspace,
+        ["2.0", "repositories"] => list_public_repositories,
+        ["2.0", "repositories", _] => list_repositories,
+        ["2.0", "repositories", _, _] => get_repository,
+        _ => {
+            // Scope first: an endpoint the simulator does not serve still needs its scope.
+            if let (Some(id), Some(need)) = (id, need)
+                && let Err(r) = id.require(need)
+            {
+                return r;
+            }
+            return not_found();
+        }
     };
     if req.method != Method::GET && req.method != Method::HEAD {
-        return (h::json(405, &error_json("Method not allowed")), need);
+        return h::json(405, &error_json("Method not allowed"));
     }
-    (get(cloud, req, id, &segs), need)
+    get(cloud, req, id, segs)
+}
+
+/// `GET /2.0/repositories`: every public repository (cloud.swagger.v3.json, deprecated but
+/// served), one page.
+fn list_public_repositories(
+    cloud: &Cloud,
+    _req: &Req,
+    id: Option<&Identity>,
+    _segs: &[&str],
+) -> Resp {
+    if let Some(id) = id
+        && let Err(r) = id.require(NEED_REPOSITORY)
+    {
+        return r;
+    }
+    let values: Vec<Value> = cloud
+        .workspaces
+        .iter()
+        .flat_map(|ws| {
+            ws.repositories
+                .iter()
+                .filter(|r| !r.is_private)
+                .map(move |r| repository_json(ws, r))
+        })
+        .collect();
+    h::json(
+        200,
+        &json!({"pagelen": values.len().max(1), "values": values}),
+    )
 }
 
 fn get_user(_cloud: &Cloud, _req: &Req, id: Option<&Identity>, _segs: &[&str]) -> Resp {
@@ -657,6 +771,9 @@ fn user_json(u: &CloudUser) -> Value {
         "type": "user",
         "uuid": uuid,
         "account_id": account_id(u),
+        // Recorded on the caller's own GET /2.0/user (tests/real-answers/answers.json
+        // `cloud-user-200-goscm`); the description's `user` allows more properties.
+        "username": u.username,
         "nickname": u.username,
         "display_name": u.display_name.clone().unwrap_or_else(|| u.username.clone()),
         "account_status": "active",
@@ -811,20 +928,33 @@ fn oauth_token(shared: &Shared, req: &Req) -> Resp {
         Some(Credential::Basic { user, password }) => (Some(user), Some(password)),
         _ => (field("client_id"), field("client_secret")),
     };
+    // tests/real-answers/answers.json `cloud-token-unauthorized-client-no-auth` and
+    // `cloud-token-400-unauthorized-client`: 400 unauthorized_client, not RFC 6749's 401.
+    if client_id.is_none() {
+        return oauth_error(
+            400,
+            "unauthorized_client",
+            "Requests must be authenticated using OAuth client credentials",
+        );
+    }
     let consumer = cloud.oauth_consumers.iter().enumerate().find(|(_, c)| {
         Some(&c.key) == client_id.as_ref() && Some(&c.secret) == client_secret.as_ref()
     });
     let Some((index, consumer)) = consumer else {
-        return oauth_error(401, "invalid_client", "Invalid client credentials");
+        return oauth_error(
+            400,
+            "unauthorized_client",
+            "Invalid OAuth client credentials",
+        );
     };
     match field("grant_type").as_deref() {
         Some("client_credentials") => {
-            // BITBUCKET-API.md: the consumer must be private; SonarQube maps invalid_grant to that.
+            // `cloud-token-400-public-consumer`: the consumer must be private.
             if !consumer.private {
                 return oauth_error(
                     400,
                     "invalid_grant",
-                    "Client credentials grant is only allowed for private consumers",
+                    "Cannot use client_credentials with a consumer marked as \"public\". Calls for auto generated consumers should use urn:bitbucket:oauth2:jwt instead.",
                 );
             }
             issue_response(shared, index, "client_credentials")
@@ -881,7 +1011,7 @@ fn issue_response(shared: &Shared, consumer: usize, state: &str) -> Resp {
         &json!({
             "access_token": access,
             "scopes": scopes,
-            "expires_in": OAUTH_TOKEN_TTL.as_secs(),
+            "expires_in": shared.fixture.cloud.oauth_token_ttl_seconds,
             "token_type": "bearer",
             "state": state,
             "refresh_token": refresh,

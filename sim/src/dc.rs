@@ -7,12 +7,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use http::Method;
 use serde_json::{Value, json};
 
 use crate::fixture::{
-    DataCenter, DcPermission, DcProject, DcRepository, DcToken, DcTokenKind, DcUser, Fixture,
+    DataCenter, DcGlobalPermission, DcPermission, DcProject, DcRateLimit, DcRepository, DcToken,
+    DcTokenKind, DcUser, Fixture,
 };
 use crate::http::{self as h, Credential, Req, Resp, parse_authorization};
 use crate::server::{Shared, lock};
@@ -27,11 +29,73 @@ const AUTH_FAILED_EXCEPTION: &str =
 const TOKEN_EXPIRED: &str = "The access token has expired.";
 const NOT_PERMITTED: &str = "You are not permitted to access this resource";
 const NOT_PERMITTED_EXCEPTION: &str = "com.atlassian.bitbucket.AuthorisationException";
+/// tests/real-answers/answers.json `dc-401-anonymous-required` (Bitbucket 10.4.1).
+const AUTH_REQUIRED_EXCEPTION: &str =
+    "com.atlassian.plugins.rest.api.security.exception.AuthenticationRequiredException";
+/// tests/real-answers/answers.json `dc-403-basic-disabled` (the body is exactly this object).
+const BASIC_DISABLED: &str = "Basic Authentication has been disabled on this instance.";
+/// The exception is Bitbucket's (its javadoc: thrown once a user failed too often); the text is
+/// what public clients quote, not confirmed word for word.
+const CAPTCHA_REQUIRED: &str = "CAPTCHA required. Your Bitbucket account has been locked. To unlock it and log in again you must solve a CAPTCHA. This is typically caused by too many attempts to login with an incorrect password.";
+const CAPTCHA_EXCEPTION: &str =
+    "com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException";
 
-/// Runtime state: when each token last authenticated.
+/// Runtime state: when each token last authenticated, failed logins per user, rate buckets.
 pub(crate) struct State {
     started_ms: i64,
     last_auth: Mutex<HashMap<usize, i64>>,
+    /// User slug -> consecutive failed logins (a success resets it, as Bitbucket does).
+    failures: Mutex<BTreeMap<String, u32>>,
+    /// Principal name -> (tokens left, when last refilled).
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl State {
+    pub fn failed_logins(&self) -> BTreeMap<String, u32> {
+        lock(&self.failures).clone()
+    }
+
+    pub fn reset_failed_logins(&self, user: Option<&str>) {
+        let mut map = lock(&self.failures);
+        match user {
+            Some(u) => {
+                map.remove(&u.to_lowercase());
+            }
+            None => map.clear(),
+        }
+    }
+
+    fn captcha_on(&self, dc: &DataCenter, slug: &str) -> bool {
+        dc.captcha_after_failures > 0
+            && lock(&self.failures)
+                .get(slug)
+                .is_some_and(|n| *n >= dc.captcha_after_failures)
+    }
+
+    fn failed(&self, slug: &str) {
+        *lock(&self.failures).entry(slug.to_owned()).or_insert(0) += 1;
+    }
+
+    fn succeeded(&self, slug: &str) {
+        lock(&self.failures).remove(slug);
+    }
+
+    /// Token bucket: `Err(seconds)` when empty, with the time until the next token.
+    fn take_token(&self, key: &str, limit: &DcRateLimit) -> Result<(), u64> {
+        let now = Instant::now();
+        let size = f64::from(limit.bucket_size.max(1));
+        let rate = limit.refill_per_second.max(0.001);
+        let mut map = lock(&self.buckets);
+        let (tokens, at) = map.entry(key.to_owned()).or_insert((size, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(size);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 impl State {
@@ -46,6 +110,8 @@ impl State {
         State {
             started_ms: now_ms(),
             last_auth: Mutex::new(last_auth),
+            failures: Mutex::new(BTreeMap::new()),
+            buckets: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -242,11 +308,35 @@ fn bot_id(index: usize) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // Errors: {"errors":[{"context":null,"message":…,"exceptionName":…}]}
 
+/// Data Center's own content type (tests/real-answers/answers.json records it on every answer).
+fn json(code: u16, body: &Value) -> Resp {
+    h::bytes(code, "application/json;charset=UTF-8", body.to_string())
+}
+
 fn errors(code: u16, message: &str, exception: Option<&str>) -> Resp {
-    h::json(
+    json(
         code,
         &json!({"errors": [{"context": null, "message": message, "exceptionName": exception}]}),
     )
+}
+
+fn auth_required() -> Resp {
+    errors(401, NOT_PERMITTED, Some(AUTH_REQUIRED_EXCEPTION))
+}
+
+fn basic_disabled() -> Resp {
+    json(403, &json!({"message": BASIC_DISABLED}))
+}
+
+/// Jira's and Bitbucket's denied-reason header: `CAPTCHA_CHALLENGE; login-url=<login page>`.
+fn captcha_required(base: &str) -> Resp {
+    let mut r = errors(401, CAPTCHA_REQUIRED, Some(CAPTCHA_EXCEPTION));
+    h::set_header(
+        &mut r,
+        "x-authentication-denied-reason",
+        &format!("CAPTCHA_CHALLENGE; login-url={base}/login"),
+    );
+    r
 }
 
 fn auth_failed() -> Resp {
@@ -281,7 +371,7 @@ pub(crate) fn not_found() -> Resp {
 // ---------------------------------------------------------------------------------------------
 // Authentication
 
-fn authenticate<'a>(shared: &'a Shared, req: &Req) -> Result<Principal<'a>, Resp> {
+fn authenticate<'a>(shared: &'a Shared, req: &Req, base: &str) -> Result<Principal<'a>, Resp> {
     let dc = &shared.fixture.datacenter;
     let Some(value) = req.authorization() else {
         return Ok(Principal::Anonymous);
@@ -305,28 +395,47 @@ fn authenticate<'a>(shared: &'a Shared, req: &Req) -> Result<Principal<'a>, Resp
     match parse_authorization(value) {
         // Any token kind works as Bearer (confluence.atlassian.com/bitbucketserver091/http-access-tokens-1443038354.html).
         Credential::Bearer(value) => {
-            let Some((i, t)) = dc.tokens.iter().enumerate().find(|(_, t)| t.value == value) else {
-                return Err(auth_failed());
-            };
-            check(i, t)?;
-            match t.kind {
-                DcTokenKind::Personal => {
-                    let user = t
-                        .user
-                        .as_deref()
-                        .and_then(|n| dc.users.iter().find(|u| u.name.eq_ignore_ascii_case(n)));
-                    user.map(|u| Principal::Personal(u, t))
-                        .ok_or_else(auth_failed)
+            let bearer = || -> Result<Principal<'a>, Resp> {
+                let Some((i, t)) = dc.tokens.iter().enumerate().find(|(_, t)| t.value == value)
+                else {
+                    return Err(auth_failed());
+                };
+                check(i, t)?;
+                match t.kind {
+                    DcTokenKind::Personal => {
+                        let user = t
+                            .user
+                            .as_deref()
+                            .and_then(|n| dc.users.iter().find(|u| u.name.eq_ignore_ascii_case(n)));
+                        user.map(|u| Principal::Personal(u, t))
+                            .ok_or_else(auth_failed)
+                    }
+                    _ => Ok(Principal::Token(i, t)),
                 }
-                _ => Ok(Principal::Token(i, t)),
+            };
+            // tests/real-answers/answers.json `dc-appprops-200-anonymous-10.4`: Bitbucket 10
+            // does not refuse a token it does not recognise; it serves the request as anonymous.
+            match bearer() {
+                Err(_) if dc.serves_unrecognised_tokens_anonymously() => Ok(Principal::Anonymous),
+                other => other,
             }
         }
         // Basic: a personal token of that user (project and repository tokens are Bearer only),
         // else the user's password.
         Credential::Basic { user, password } => {
             let Some(u) = dc.users.iter().find(|u| u.name.eq_ignore_ascii_case(&user)) else {
-                return Err(auth_failed());
+                return Err(if dc.basic_disabled() {
+                    basic_disabled()
+                } else {
+                    auth_failed()
+                });
             };
+            let slug = u.slug();
+            // Once over the threshold, even the right password is refused until a CAPTCHA is
+            // solved on the web page (support.atlassian.com/bitbucket-data-center/kb/how-to-identify-and-reset-all-the-users-blocked-by-captcha-in-bitbucket-server-and-datacenter).
+            if shared.dc.captcha_on(dc, &slug) {
+                return Err(captcha_required(base));
+            }
             let personal = dc.tokens.iter().enumerate().find(|(_, t)| {
                 t.kind == DcTokenKind::Personal
                     && t.user
@@ -335,16 +444,80 @@ fn authenticate<'a>(shared: &'a Shared, req: &Req) -> Result<Principal<'a>, Resp
                     && t.value == password
             });
             if let Some((i, t)) = personal {
-                check(i, t)?;
+                if let Err(r) = check(i, t) {
+                    shared.dc.failed(&slug);
+                    return Err(r);
+                }
+                shared.dc.succeeded(&slug);
                 return Ok(Principal::Personal(u, t));
             }
+            // Blocking Basic authentication refuses passwords; a personal token in Basic is not a
+            // password (not confirmed: Atlassian documents only the password case).
+            if dc.basic_disabled() {
+                return Err(basic_disabled());
+            }
             if u.password.as_deref() == Some(password.as_str()) {
+                shared.dc.succeeded(&slug);
                 Ok(Principal::Password(u))
             } else {
+                shared.dc.failed(&slug);
                 Err(auth_failed())
             }
         }
         Credential::Malformed => Err(auth_failed()),
+    }
+}
+
+/// The name the rate limiter keys on.
+fn principal_key(p: &Principal) -> Option<String> {
+    match p {
+        Principal::Anonymous => None,
+        Principal::Password(u) | Principal::Personal(u, _) => Some(u.slug()),
+        Principal::Token(_, t) => Some(bot_name(t)),
+    }
+}
+
+/// A path below the context path that is neither `/rest` nor `/scm`: a web page.
+/// support.atlassian.com/bitbucket-data-center/kb/access-tokens-no-longer-work-as-expected-after-upgrading-bitbucket-data-center:
+/// an access token in the Authorization header is redirected (302) to the login page; Basic with
+/// a token instead of the password is 401, and counts as a failed login.
+pub(crate) fn web(shared: &Shared, req: &Req) -> Resp {
+    let dc = &shared.fixture.datacenter;
+    let base = format!(
+        "{}{}",
+        req.origin(),
+        shared.listeners[req.listener].base_path
+    );
+    let to_login = || {
+        let mut r = h::bytes(302, "text/html;charset=UTF-8", "");
+        h::set_header(&mut r, "location", &format!("{base}/login"));
+        r
+    };
+    match req.authorization().map(parse_authorization) {
+        Some(Credential::Basic { user, password }) => {
+            if dc.basic_disabled() {
+                return basic_disabled();
+            }
+            let Some(u) = dc.users.iter().find(|u| u.name.eq_ignore_ascii_case(&user)) else {
+                return auth_failed();
+            };
+            let slug = u.slug();
+            if shared.dc.captcha_on(dc, &slug) {
+                return captcha_required(&base);
+            }
+            if u.password.as_deref() == Some(password.as_str()) {
+                shared.dc.succeeded(&slug);
+                h::bytes(
+                    404,
+                    "text/html;charset=UTF-8",
+                    "<html><body>Page not found</body></html>",
+                )
+            } else {
+                shared.dc.failed(&slug);
+                auth_failed()
+            }
+        }
+        _ => to_login(),
     }
 }
 
@@ -362,19 +535,32 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     {
         return oauth_token(&shared.fixture.datacenter, req);
     }
-    let principal = match authenticate(shared, req) {
+    let base = format!(
+        "{}{}",
+        req.origin(),
+        shared.listeners[req.listener].base_path
+    );
+    let principal = match authenticate(shared, req, &base) {
         Ok(p) => p,
         Err(r) => return r,
     };
+    // Rate limiting applies to requests with Basic or Bearer credentials, per user; a 429 says
+    // Retry-After in seconds (tests/real-answers/answers.json `dc-429-retry-after`; its body was
+    // not recorded, so none is sent).
+    if let (Some(limit), Some(key)) = (
+        shared.fixture.datacenter.rate_limit.as_ref(),
+        principal_key(&principal),
+    ) && let Err(wait) = shared.dc.take_token(&key, limit)
+    {
+        let mut r = h::empty(429);
+        h::set_header(&mut r, "retry-after", &wait.to_string());
+        return r;
+    }
     let ctx = Ctx {
         dc: &shared.fixture.datacenter,
         req,
         principal,
-        base: format!(
-            "{}{}",
-            req.origin(),
-            shared.listeners[req.listener].base_path
-        ),
+        base,
         started: shared.dc.started_ms,
         last_auth: &shared.dc.last_auth,
     };
@@ -417,6 +603,12 @@ fn route(ctx: &Ctx, segs: &[&str]) -> Resp {
                 get.then(|| repository_users(ctx, key, slug))
             }
             ["repos"] => get.then(|| list_repos(ctx, None)),
+            // Sub-resources the simulator does not serve still say which part is missing.
+            ["projects", key, "repos", slug, _, ..] => {
+                get.then(|| repository_missing(ctx, key, slug))
+            }
+            ["users"] => get.then(|| list_users(ctx)),
+            ["admin", "permissions", "users"] => get.then(|| admin_users(ctx)),
             _ => return not_found(),
         },
         ["rest", "access-tokens", v, rest @ ..] if is_version(v) => match rest {
@@ -456,7 +648,7 @@ fn paged(req: &Req, all: Vec<Value>) -> Resp {
     if !last {
         body["nextPageStart"] = json!(start + limit);
     }
-    h::json(200, &body)
+    json(200, &body)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,7 +664,7 @@ fn application_properties(dc: &DataCenter) -> Resp {
         );
         (a * 1_000_000 + b * 1_000 + c).to_string()
     });
-    h::json(
+    json(
         200,
         &json!({
             "version": dc.version,
@@ -535,7 +727,7 @@ fn repository_json(ctx: &Ctx, pi: usize, p: &DcProject, ri: usize, r: &DcReposit
         "scmId": "git",
         "state": "AVAILABLE",
         "statusMessage": "Available",
-        "forkable": true,
+        "forkable": r.forkable,
         "project": project_json(ctx, pi, p),
         "public": r.public,
         "archived": r.archived,
@@ -641,7 +833,7 @@ fn list_projects(ctx: &Ctx) -> Resp {
 fn get_project(ctx: &Ctx, key: &str) -> Resp {
     match find_project(ctx.dc, key) {
         Some((i, p)) if ctx.principal.project_level(p) >= Level::Read => {
-            h::json(200, &project_json(ctx, i, p))
+            json(200, &project_json(ctx, i, p))
         }
         _ => no_such_project(key),
     }
@@ -658,7 +850,7 @@ fn get_repository(ctx: &Ctx, key: &str, slug: &str) -> Resp {
         .find(|(_, r)| r.slug == slug)
     {
         Some((ri, r)) if ctx.principal.repo_level(p, r) >= Level::Read => {
-            h::json(200, &repository_json(ctx, pi, p, ri, r))
+            json(200, &repository_json(ctx, pi, p, ri, r))
         }
         // Invisible and missing repositories look the same.
         _ => no_such_repository(&p.key, slug),
@@ -722,6 +914,61 @@ fn list_repos(ctx: &Ctx, project: Option<&str>) -> Resp {
             }
         }
     }
+    paged(ctx.req, values)
+}
+
+fn repository_missing(ctx: &Ctx, key: &str, slug: &str) -> Resp {
+    let Some((_, p)) = find_project(ctx.dc, key) else {
+        return no_such_project(key);
+    };
+    match p.repositories.iter().find(|r| r.slug == slug) {
+        Some(r) if ctx.principal.repo_level(p, r) >= Level::Read => not_found(),
+        _ => no_such_repository(&p.key, slug),
+    }
+}
+
+/// `GET /rest/api/latest/users`: any authenticated caller; anonymous callers get 401
+/// AuthenticationRequiredException (tests/real-answers/answers.json `dc-401-anonymous-required`).
+fn list_users(ctx: &Ctx) -> Resp {
+    if matches!(ctx.principal, Principal::Anonymous) {
+        return auth_required();
+    }
+    let filter = ctx.req.query_param("filter").map(|f| f.to_lowercase());
+    let values = ctx
+        .dc
+        .users
+        .iter()
+        .filter(|u| {
+            filter
+                .as_ref()
+                .is_none_or(|f| u.slug().contains(f.as_str()))
+        })
+        .map(|u| user_json(ctx, u))
+        .collect();
+    paged(ctx.req, values)
+}
+
+/// `GET /rest/api/latest/admin/permissions/users`: needs the global ADMIN permission; anyone
+/// else gets 401 (tests/real-answers/answers.json `dc-401-not-permitted-admin`: a project
+/// administrator's token). Tokens carry no global permission.
+fn admin_users(ctx: &Ctx) -> Resp {
+    let admin = match ctx.principal {
+        Principal::Anonymous => return auth_required(),
+        Principal::Password(u) => u.global_permission >= Some(DcGlobalPermission::Admin),
+        _ => false,
+    };
+    if !admin {
+        return not_permitted();
+    }
+    let values = ctx
+        .dc
+        .users
+        .iter()
+        .filter_map(|u| {
+            let p = u.global_permission?;
+            Some(json!({"user": user_json(ctx, u), "permission": p.as_str()}))
+        })
+        .collect();
     paged(ctx.req, values)
 }
 
@@ -818,7 +1065,7 @@ fn one_or_page<'a>(
         Some(id) => {
             let found = tokens.into_iter().find(|(_, t)| t.id == id);
             match found {
-                Some((i, t)) => h::json(200, &token_json(ctx, i, t)),
+                Some((i, t)) => json(200, &token_json(ctx, i, t)),
                 // Not confirmed: the exact message and exception of a missing token.
                 None => errors(
                     404,
@@ -835,7 +1082,7 @@ fn one_or_page<'a>(
 // authorization code (with or without PKCE) only.
 
 fn oauth_error(code: u16, error: &str, description: &str) -> Resp {
-    h::json(
+    json(
         code,
         &json!({"error": error, "error_description": description}),
     )

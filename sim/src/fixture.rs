@@ -155,6 +155,11 @@ fn default_rate_limit() -> u32 {
     1000
 }
 
+fn default_oauth_ttl() -> u64 {
+    // developer.atlassian.com/cloud/bitbucket/oauth-2: access tokens expire after two hours.
+    7200
+}
+
 fn default_anonymous_rate_limit() -> u32 {
     // Same page: 60 unauthenticated requests per hour.
     60
@@ -177,6 +182,20 @@ pub struct Cloud {
     /// Unauthenticated requests (all clients together) per rolling hour; 0 turns it off.
     #[serde(default = "default_anonymous_rate_limit")]
     pub anonymous_rate_limit_per_hour: u32,
+    /// Whether a 429 carries `Retry-After` (default false: the recorded 429s carry none).
+    #[serde(default)]
+    pub rate_limit_retry_after: bool,
+    /// Whether a 403 for missing scopes carries `x-credential-type` / `x-oauth-scopes` /
+    /// `x-accepted-oauth-scopes` (default false: the recorded scope 403 carries none).
+    #[serde(default)]
+    pub scope_headers_on_scope_error: bool,
+    /// Lifetime of access tokens the token endpoint issues (default 7200; 0: expired at once).
+    #[serde(default = "default_oauth_ttl")]
+    pub oauth_token_ttl_seconds: u64,
+    /// Whether "Access token expired." goes on with " Use your refresh token to obtain a new
+    /// access token." (both texts are recorded; default false).
+    #[serde(default)]
+    pub expired_access_token_hint: bool,
 }
 
 impl Default for Cloud {
@@ -188,6 +207,10 @@ impl Default for Cloud {
             oauth_consumers: Vec::new(),
             rate_limit_per_hour: default_rate_limit(),
             anonymous_rate_limit_per_hour: default_anonymous_rate_limit(),
+            rate_limit_retry_after: false,
+            scope_headers_on_scope_error: false,
+            oauth_token_ttl_seconds: default_oauth_ttl(),
+            expired_access_token_hint: false,
         }
     }
 }
@@ -208,6 +231,9 @@ pub struct CloudUser {
     pub display_name: Option<String>,
     #[serde(default)]
     pub created_on: Option<jiff::Timestamp>,
+    /// The Atlassian account password: Cloud refuses it over the API with its own text.
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -352,6 +378,64 @@ pub struct DataCenter {
     /// in Atlassian's documentation) instead of the generic authentication failure.
     #[serde(default = "yes")]
     pub expired_token_message: bool,
+    /// Serve a Bearer token it does not recognise (unknown, revoked, expired) as anonymous
+    /// instead of answering 401. Default: on from version 10 (recorded on 10.4.1).
+    #[serde(default)]
+    pub unrecognised_token_anonymous: Option<bool>,
+    /// Refuse passwords sent with Basic authentication (403). Default: on from version 10, as
+    /// Bitbucket 10 ships.
+    #[serde(default)]
+    pub basic_auth_disabled: Option<bool>,
+    /// Failed logins after which a user is behind a CAPTCHA (default 5, as Bitbucket; 0: never).
+    #[serde(default = "default_captcha_after")]
+    pub captcha_after_failures: u32,
+    /// Token-bucket rate limiting per user (absent: off, as Bitbucket ships).
+    #[serde(default)]
+    pub rate_limit: Option<DcRateLimit>,
+}
+
+fn default_captcha_after() -> u32 {
+    5
+}
+
+fn default_bucket_size() -> u32 {
+    60
+}
+
+fn default_refill() -> f64 {
+    5.0
+}
+
+/// confluence.atlassian.com/bitbucketserver0715/improving-instance-stability-with-rate-limiting-1082271237.html:
+/// a bucket of `bucketSize` tokens per user, refilled at `refillPerSecond` (defaults 60 and 5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DcRateLimit {
+    #[serde(default = "default_bucket_size")]
+    pub bucket_size: u32,
+    #[serde(default = "default_refill")]
+    pub refill_per_second: f64,
+}
+
+impl DataCenter {
+    /// The major version (`10.x` -> 10; unparsable -> 0).
+    pub fn major_version(&self) -> u32 {
+        self.version
+            .split('.')
+            .next()
+            .and_then(|m| m.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn serves_unrecognised_tokens_anonymously(&self) -> bool {
+        self.unrecognised_token_anonymous
+            .unwrap_or(self.major_version() >= 10)
+    }
+
+    pub fn basic_disabled(&self) -> bool {
+        self.basic_auth_disabled
+            .unwrap_or(self.major_version() >= 10)
+    }
 }
 
 impl Default for DataCenter {
@@ -366,6 +450,10 @@ impl Default for DataCenter {
             tokens: Vec::new(),
             oauth_clients: Vec::new(),
             expired_token_message: true,
+            unrecognised_token_anonymous: None,
+            basic_auth_disabled: None,
+            captcha_after_failures: default_captcha_after(),
+            rate_limit: None,
         }
     }
 }
@@ -384,6 +472,30 @@ pub struct DcUser {
     pub display_name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// Global permission (default none beyond a licensed user); ADMIN or SYS_ADMIN may read
+    /// `admin/...` resources.
+    #[serde(default)]
+    pub global_permission: Option<DcGlobalPermission>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DcGlobalPermission {
+    LicensedUser,
+    ProjectCreate,
+    Admin,
+    SysAdmin,
+}
+
+impl DcGlobalPermission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DcGlobalPermission::LicensedUser => "LICENSED_USER",
+            DcGlobalPermission::ProjectCreate => "PROJECT_CREATE",
+            DcGlobalPermission::Admin => "ADMIN",
+            DcGlobalPermission::SysAdmin => "SYS_ADMIN",
+        }
+    }
 }
 
 impl DcUser {
@@ -424,6 +536,8 @@ pub struct DcRepository {
     pub public: bool,
     #[serde(default)]
     pub archived: bool,
+    #[serde(default = "yes")]
+    pub forkable: bool,
     /// user name -> REPO_READ | REPO_WRITE | REPO_ADMIN.
     #[serde(default)]
     pub access: BTreeMap<String, DcPermission>,

@@ -131,6 +131,31 @@ impl Running {
         self.shared.clear_requests();
     }
 
+    /// Data Center: consecutive failed logins per user slug (a successful login resets it).
+    pub fn failed_logins(&self) -> std::collections::BTreeMap<String, u32> {
+        self.shared.dc.failed_logins()
+    }
+
+    /// Data Center: the users (slugs) now behind a CAPTCHA: every Basic request for them is
+    /// refused until [`Running::reset_failed_logins`]. Empty when no account was locked.
+    pub fn captcha_users(&self) -> Vec<String> {
+        let after = self.shared.fixture.datacenter.captcha_after_failures;
+        if after == 0 {
+            return Vec::new();
+        }
+        self.failed_logins()
+            .into_iter()
+            .filter(|(_, n)| *n >= after)
+            .map(|(u, _)| u)
+            .collect()
+    }
+
+    /// Data Center: clears the failed-login count of one user (or of all), as solving the
+    /// CAPTCHA on the web page or an administrator's "Clear CAPTCHA" does.
+    pub fn reset_failed_logins(&self, user: Option<&str>) {
+        self.shared.dc.reset_failed_logins(user);
+    }
+
     /// Stops accepting, closes open connections, and waits for the listener tasks to end.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);

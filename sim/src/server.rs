@@ -354,6 +354,9 @@ fn route(shared: &Shared, mut req: Req) -> Resp {
         req.path = rest;
         return dc::handle(shared, &req);
     }
+    if l.dc && !l.cloud && is_web_page(&l.base_path, &req.path) {
+        return dc::web(shared, &req);
+    }
     if l.cloud {
         return cloud::handle(shared, &req);
     }
@@ -365,6 +368,18 @@ fn strip_base(base: &str, path: &str) -> Option<String> {
     let rest = path.strip_prefix(base)?;
     let after = rest.strip_prefix("/rest")?;
     (after.is_empty() || after.starts_with('/')).then(|| rest.to_owned())
+}
+
+/// A Data Center path below the base path that is neither REST (`/rest`) nor git (`/scm`).
+fn is_web_page(base: &str, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix(base) else {
+        return false;
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return false;
+    }
+    let first = rest.trim_start_matches('/').split('/').next().unwrap_or("");
+    first != "rest" && first != "scm"
 }
 
 /// The plain-text body of a 429 (support.atlassian.com/bitbucket-cloud/docs/api-request-limits:
@@ -449,6 +464,15 @@ mod tests {
         assert_eq!(strip_base("/bitbucket", "/rest/api"), None);
         assert_eq!(strip_base("", "/restful"), None);
         assert_eq!(strip_base("", "/2.0/user"), None);
+    }
+
+    #[test]
+    fn web_pages() {
+        assert!(is_web_page("", "/projects"));
+        assert!(is_web_page("/bitbucket", "/bitbucket/dashboard"));
+        assert!(!is_web_page("/bitbucket", "/other"));
+        assert!(!is_web_page("", "/scm/proj/app.git/info/refs"));
+        assert!(!is_web_page("", "/rest/api"));
     }
 
     #[test]

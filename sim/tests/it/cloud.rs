@@ -41,7 +41,15 @@ async fn api_token_scopes_do_not_imply_read() {
     let auth = basic("alice@example.com", "ATATT-alice-write-only");
     let r = sim.get("cloud", HOST, "/2.0/user", Some(&auth)).await;
     assert_eq!(r.status, 403);
-    assert_eq!(r.header("x-credential-type"), Some("api_token"));
+    // The recorded scope 403 (tests/real-answers/answers.json `cloud-403-scope-user`) names the
+    // scopes only in its body.
+    for h in [
+        "x-credential-type",
+        "x-oauth-scopes",
+        "x-accepted-oauth-scopes",
+    ] {
+        assert!(r.header(h).is_none(), "{h}");
+    }
     assert_eq!(
         r.json(),
         json!({"type": "error", "error": {"message": SCOPES, "detail": {"granted": ["write:repository:bitbucket"], "required": ["read:user:bitbucket"]}}})
@@ -54,6 +62,29 @@ async fn api_token_scopes_do_not_imply_read() {
         r.json()["error"]["detail"]["required"],
         json!(["read:repository:bitbucket"])
     );
+    // An endpoint the simulator does not serve still needs its scope.
+    let r = sim
+        .get(
+            "cloud",
+            HOST,
+            "/2.0/repositories/acme/app/refs/branches",
+            Some(&auth),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json()["error"]["message"], SCOPES);
+}
+
+#[tokio::test]
+async fn scope_headers_on_scope_errors_switch() {
+    let yaml = FIXTURE.replacen("cloud:\n", "cloud:\n  scopeHeadersOnScopeError: true\n", 1);
+    let sim = start(&yaml).await;
+    let auth = basic("alice@example.com", "ATATT-alice-write-only");
+    let r = sim
+        .get("cloud", HOST, "/2.0/repositories/acme/app", Some(&auth))
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.header("x-credential-type"), Some("api_token"));
     assert_eq!(
         r.header("x-accepted-oauth-scopes"),
         Some("read:repository:bitbucket")
@@ -88,7 +119,19 @@ async fn rejected_credentials() {
             (401, Some(TOKEN_INVALID))
         );
     }
-    // Wrong password, an app password (username:secret), the token with the wrong user part.
+    // A token created without scopes: the same text.
+    let r = c
+        .get(
+            "/2.0/user",
+            Some(&basic("alice@example.com", "ATATT-alice-no-scopes")),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["message"].as_str()),
+        (401, Some(TOKEN_INVALID))
+    );
+    // Wrong password, an app password (username:secret), the token with the wrong user part:
+    // plain text "Login failed ..." with a BitbucketCustom challenge (tests/real-answers).
     for auth in [
         basic("alice@example.com", "wrong"),
         basic("alice", "app-password-secret"),
@@ -99,11 +142,56 @@ async fn rejected_credentials() {
         assert_eq!(r.status, 401);
         assert_eq!(
             r.header("www-authenticate"),
-            Some("Basic realm=\"Bitbucket.org HTTP\"")
+            Some("BitbucketCustom realm=\"Bitbucket.org HTTP\"")
         );
         assert!(r.header("content-type").unwrap().starts_with("text/plain"));
         assert!(r.header("x-credential-type").is_none());
+        assert!(
+            r.text()
+                .starts_with("Login failed due to incorrect login credentials or method.\n"),
+            "{}",
+            r.text()
+        );
     }
+    // The account password has its own text.
+    for user in ["alice", "alice@example.com"] {
+        let r = c
+            .get("/2.0/user", Some(&basic(user, "alice-account-password")))
+            .await;
+        assert_eq!(r.status, 401);
+        assert!(r.text().starts_with(
+            "Bitbucket Cloud recently stopped supporting account passwords for API authentication."
+        ));
+    }
+}
+
+#[tokio::test]
+async fn expired_oauth_access_token() {
+    let yaml = FIXTURE.replacen("cloud:\n", "cloud:\n  oauthTokenTtlSeconds: 0\n", 1);
+    let sim = start(&yaml).await;
+    let mut c = sim.conn("cloud", "bitbucket.org").await;
+    let r = c
+        .post_form(
+            "/site/oauth2/access_token",
+            Some(&basic("private-key", "private-secret")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+    assert_eq!(r.json()["expires_in"], 0);
+    let token = r.json()["access_token"].as_str().unwrap().to_owned();
+    let r = c.get("/api/2.0/user", Some(&bearer(&token))).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            401,
+            json!({"type": "error", "error": {"message": "Access token expired."}})
+        )
+    );
+    // An unknown token is still the generic text.
+    let r = c
+        .get("/api/2.0/user", Some(&bearer("sim-oauth-access-0-x")))
+        .await;
+    assert_eq!(r.json()["error"]["message"], TOKEN_INVALID);
 }
 
 #[tokio::test]
@@ -400,16 +488,26 @@ async fn oauth_client_credentials() {
     assert_eq!(r.status, 400);
     assert_eq!(
         r.json(),
-        json!({"error": "invalid_grant", "error_description": "Client credentials grant is only allowed for private consumers"})
+        json!({"error": "invalid_grant", "error_description": "Cannot use client_credentials with a consumer marked as \"public\". Calls for auto generated consumers should use urn:bitbucket:oauth2:jwt instead."})
     );
+    // Bitbucket answers a wrong client with 400 unauthorized_client (tests/real-answers), not
+    // RFC 6749's 401 invalid_client.
     for auth in [basic("private-key", "wrong"), basic("nobody", "x")] {
         let r = c.post_form(path, Some(&auth), &grant).await;
-        assert_eq!(r.status, 401);
+        assert_eq!(r.status, 400);
         assert_eq!(
             r.json(),
-            json!({"error": "invalid_client", "error_description": "Invalid client credentials"})
+            json!({"error": "unauthorized_client", "error_description": "Invalid OAuth client credentials"})
         );
     }
+    let r = c.post_form(path, None, &grant).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            400,
+            json!({"error": "unauthorized_client", "error_description": "Requests must be authenticated using OAuth client credentials"})
+        )
+    );
     let r = c
         .post_form(
             path,
@@ -475,8 +573,13 @@ async fn rate_limit() {
     assert_eq!(r.status, 429);
     assert_eq!(r.text(), "Rate limit for this resource has been exceeded");
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
-    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
-    assert!((3590..=3600).contains(&retry), "{retry}");
+    // As recorded: no Retry-After, but the credential's headers.
+    assert!(r.header("retry-after").is_none());
+    assert_eq!(r.header("x-credential-type"), Some("api_token"));
+    assert_eq!(
+        r.header("x-accepted-oauth-scopes"),
+        Some("read:user:bitbucket")
+    );
     // Per credential: another one is not limited. Rejected credentials are not counted.
     assert_eq!(
         c.get("/2.0/user", Some(&basic("bob@example.com", "ATATT-bob")))
@@ -493,6 +596,22 @@ async fn rate_limit() {
 }
 
 #[tokio::test]
+async fn rate_limit_retry_after_switch() {
+    let yaml = FIXTURE.replacen(
+        "cloud:\n",
+        "cloud:\n  rateLimitPerHour: 1\n  rateLimitRetryAfter: true\n",
+        1,
+    );
+    let sim = start(&yaml).await;
+    let mut c = sim.conn("cloud", HOST).await;
+    assert_eq!(c.get("/2.0/user", Some(&alice())).await.status, 200);
+    let r = c.get("/2.0/user", Some(&alice())).await;
+    assert_eq!(r.status, 429);
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&retry), "{retry}");
+}
+
+#[tokio::test]
 async fn unknown_paths() {
     let sim = start_default().await;
     let r = sim
@@ -500,6 +619,22 @@ async fn unknown_paths() {
         .await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["type"], "error");
+    assert_eq!(r.json()["error"]["message"], "Resource not found");
+    assert!(
+        r.json()["error"]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("There is no API hosted at this URL.")
+    );
+    // The API without its version prefix.
+    let r = sim.get("cloud", HOST, "/user", Some(&alice())).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            403,
+            json!({"type": "error", "error": {"message": "Forbidden"}})
+        )
+    );
     // A Data Center path on a Cloud-only listener.
     assert_eq!(
         sim.get(

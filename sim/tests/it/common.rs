@@ -32,7 +32,7 @@ listeners:
     routes: { "bitbucket.internal:443": dc }
 cloud:
   users:
-    - { username: alice, email: alice@example.com, displayName: Alice Liddell, accountId: "557058:aaaa", uuid: "{11111111-2222-4333-8444-555555555555}" }
+    - { username: alice, email: alice@example.com, displayName: Alice Liddell, accountId: "557058:aaaa", uuid: "{11111111-2222-4333-8444-555555555555}", password: alice-account-password }
     - { username: bob, email: bob@example.com }
   workspaces:
     - slug: acme
@@ -46,6 +46,7 @@ cloud:
     - { value: ATATT-alice-write-only, kind: apiToken, user: alice, scopes: [write:repository:bitbucket] }
     - { value: ATATT-alice-revoked, kind: apiToken, user: alice, scopes: [read:user:bitbucket], revoked: true }
     - { value: ATATT-alice-expired, kind: apiToken, user: alice, scopes: [read:user:bitbucket], expired: true }
+    - { value: ATATT-alice-no-scopes, kind: apiToken, user: alice }
     - { value: ATATT-bob, kind: apiToken, user: bob, scopes: [read:user:bitbucket, read:repository:bitbucket] }
     - { value: ATCTT-repo, kind: repositoryAccessToken, workspace: acme, repository: app, scopes: [repository, pullrequest] }
     - { value: ATCTT-repo-admin-only, kind: repositoryAccessToken, workspace: acme, repository: app, scopes: ["repository:admin"] }

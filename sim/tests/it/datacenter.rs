@@ -484,3 +484,230 @@ async fn base_path_and_shared_listener() {
     assert_eq!(r.status, 404);
     assert!(r.json()["errors"].is_array());
 }
+
+fn version(v: &str, extra: &str) -> String {
+    FIXTURE.replacen(
+        "datacenter:\n  version: 9.2.0\n",
+        &format!("datacenter:\n  version: \"{v}\"\n{extra}"),
+        1,
+    )
+}
+
+/// Bitbucket 10 serves a Bearer token it does not recognise as anonymous (tests/real-answers);
+/// 9.x and older refuse it with 401 (the `authentication` test above).
+#[tokio::test]
+async fn version_10_serves_unrecognised_tokens_as_anonymous() {
+    let sim = start(&version("10.x", "")).await;
+    let mut c = sim.conn("dc", HOST).await;
+    for t in ["nope", "BBDC-alice-revoked", "BBDC-alice-old"] {
+        let r = c.get(PROPS, Some(&bearer(t))).await;
+        assert_eq!(r.status, 200, "{t}");
+        assert!(r.header("x-ausername").is_none(), "{t}");
+        assert_eq!(r.json()["version"], "10.x");
+        let r = c
+            .get(
+                "/rest/api/latest/repos?permission=REPO_READ",
+                Some(&bearer(t)),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.json()),
+            (
+                200,
+                json!({"size": 0, "limit": 25, "isLastPage": true, "start": 0, "values": []})
+            )
+        );
+        let r = c.get("/rest/api/latest/users", Some(&bearer(t))).await;
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.json()["errors"][0]["exceptionName"],
+            "com.atlassian.plugins.rest.api.security.exception.AuthenticationRequiredException"
+        );
+    }
+    // A good token is still a user.
+    let r = c.get(PROPS, Some(&bearer("BBDC-alice-admin"))).await;
+    assert_eq!(r.header("x-ausername"), Some("alice"));
+    let r = c
+        .get("/rest/api/latest/users", Some(&bearer("BBDC-alice-admin")))
+        .await;
+    assert_eq!((r.status, r.json()["size"].as_u64()), (200, Some(2)));
+    // The switch turns it off.
+    let sim = start(&version("10.x", "  unrecognisedTokenAnonymous: false\n")).await;
+    let r = sim.get("dc", HOST, PROPS, Some(&bearer("nope"))).await;
+    assert_eq!((r.status, r.json()), (401, auth_failed()));
+}
+
+#[tokio::test]
+async fn version_10_refuses_basic_passwords() {
+    let sim = start(&version("10.4.1", "")).await;
+    let mut c = sim.conn("dc", HOST).await;
+    for auth in [
+        basic("alice", "alice-pw"),
+        basic("alice", "wrong"),
+        basic("nobody", "x"),
+    ] {
+        let r = c.get(PROPS, Some(&auth)).await;
+        assert_eq!(
+            (r.status, r.json()),
+            (
+                403,
+                json!({"message": "Basic Authentication has been disabled on this instance."})
+            )
+        );
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("application/json")
+        );
+    }
+    assert!(sim.running.failed_logins().is_empty(), "refused unchecked");
+    // Re-enabled: the password is checked again.
+    let sim = start(&version("10.4.1", "  basicAuthDisabled: false\n")).await;
+    let mut c = sim.conn("dc", HOST).await;
+    assert_eq!(
+        c.get(PROPS, Some(&basic("alice", "alice-pw")))
+            .await
+            .header("x-ausername"),
+        Some("alice")
+    );
+    let r = c.get(PROPS, Some(&basic("alice", "wrong"))).await;
+    assert_eq!((r.status, r.json()), (401, auth_failed()));
+    // 9.x can disable it too.
+    let sim = start(&version("9.2.0", "  basicAuthDisabled: true\n")).await;
+    let r = sim
+        .get("dc", HOST, PROPS, Some(&basic("alice", "alice-pw")))
+        .await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test]
+async fn captcha_after_failed_logins() {
+    let sim = start(&version("9.2.0", "  captchaAfterFailures: 3\n")).await;
+    let mut c = sim.conn("dc", HOST).await;
+    let repo = "/rest/api/latest/projects/PROJ/repos/app";
+    // A success resets the count.
+    for _ in 0..2 {
+        assert_eq!(
+            c.get(repo, Some(&basic("alice", "wrong"))).await.status,
+            401
+        );
+    }
+    assert_eq!(sim.running.failed_logins().get("alice"), Some(&2));
+    assert_eq!(
+        c.get(repo, Some(&basic("alice", "alice-pw"))).await.status,
+        200
+    );
+    assert!(sim.running.failed_logins().is_empty());
+    for _ in 0..3 {
+        let r = c.get(repo, Some(&basic("Alice", "wrong"))).await;
+        assert_eq!((r.status, r.json()), (401, auth_failed()));
+    }
+    assert_eq!(sim.running.captcha_users(), ["alice"]);
+    // Now even the right password is refused, with the denied reason.
+    let r = c.get(repo, Some(&basic("alice", "alice-pw"))).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json()["errors"][0]["exceptionName"],
+        "com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException"
+    );
+    assert_eq!(
+        r.header("x-authentication-denied-reason"),
+        Some(format!("CAPTCHA_CHALLENGE; login-url=https://{HOST}/login").as_str())
+    );
+    // Tokens are not behind the CAPTCHA; other users are not either.
+    assert_eq!(
+        c.get(repo, Some(&bearer("BBDC-alice-admin"))).await.status,
+        200
+    );
+    assert_eq!(c.get(repo, Some(&basic("bob", "bob-pw"))).await.status, 200);
+    sim.running.reset_failed_logins(Some("alice"));
+    assert!(sim.running.captcha_users().is_empty());
+    assert_eq!(
+        c.get(repo, Some(&basic("alice", "alice-pw"))).await.status,
+        200
+    );
+    // Default: 5, as Bitbucket.
+    let sim = start_default().await;
+    let mut c = sim.conn("dc", HOST).await;
+    for _ in 0..5 {
+        c.get(PROPS, Some(&basic("bob", "wrong"))).await;
+    }
+    assert_eq!(sim.running.captcha_users(), ["bob"]);
+}
+
+/// Outside /rest and /scm a token is redirected to the login page; Basic with a token instead
+/// of the password is 401 and counts as a failed login.
+#[tokio::test]
+async fn web_pages_refuse_tokens() {
+    let sim = start_default().await;
+    let mut c = sim.conn("dc", HOST).await;
+    let r = c
+        .get(
+            "/projects/PROJ/repos/app",
+            Some(&bearer("BBDC-alice-admin")),
+        )
+        .await;
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://{HOST}/login").as_str())
+    );
+    let r = c
+        .get(
+            "/projects/PROJ/repos/app",
+            Some(&basic("alice", "BBDC-alice-admin")),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(sim.running.failed_logins().get("alice"), Some(&1));
+    let mut ctx = sim.plain("dcctx").await;
+    let r = ctx
+        .get("/bitbucket/dashboard", Some(&bearer("BBDC-alice-admin")))
+        .await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (302, Some("http://localhost/bitbucket/login"))
+    );
+}
+
+#[tokio::test]
+async fn rate_limit_token_bucket() {
+    let sim = start(&version(
+        "9.2.0",
+        "  rateLimit: { bucketSize: 2, refillPerSecond: 1 }\n",
+    ))
+    .await;
+    let mut c = sim.conn("dc", HOST).await;
+    let auth = bearer("BBDC-alice-admin");
+    assert_eq!(c.get(PROPS, Some(&auth)).await.status, 200);
+    assert_eq!(c.get(PROPS, Some(&auth)).await.status, 200);
+    let r = c.get(PROPS, Some(&auth)).await;
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
+    // Per user, and anonymous requests are not limited.
+    assert_eq!(c.get(PROPS, Some(&bearer("BBDC-bob"))).await.status, 200);
+    for _ in 0..4 {
+        assert_eq!(c.get(PROPS, None).await.status, 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(c.get(PROPS, Some(&auth)).await.status, 200);
+}
+
+#[tokio::test]
+async fn admin_resources_need_a_global_permission() {
+    let yaml = FIXTURE.replacen(
+        "{ name: alice, password: alice-pw, id: 1,",
+        "{ name: alice, password: alice-pw, globalPermission: SYS_ADMIN, id: 1,",
+        1,
+    );
+    let sim = start(&yaml).await;
+    let mut c = sim.conn("dc", HOST).await;
+    let path = "/rest/api/1.0/admin/permissions/users";
+    let r = c.get(path, Some(&basic("alice", "alice-pw"))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["values"][0]["permission"], "SYS_ADMIN");
+    // A project administrator's token (Bob's says PROJECT_ADMIN) is not an administrator.
+    let r = c.get(path, Some(&bearer("BBDC-bob"))).await;
+    assert_eq!((r.status, r.json()), (401, not_permitted()));
+    let r = c.get(path, Some(&bearer("BBDC-alice-admin"))).await;
+    assert_eq!(r.status, 401);
+}

@@ -7,4 +7,5 @@ mod common;
 mod datacenter;
 mod fixtures;
 mod openapi;
+mod real_answers;
 mod transport;

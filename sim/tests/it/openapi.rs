@@ -189,6 +189,15 @@ async fn cloud_bodies_match_the_description() {
         &without_scp_links(page),
         "repository page",
     );
+    let public = c.get("/2.0/repositories", Some(&alice)).await.json();
+    assert_eq!(public["values"].as_array().map(Vec::len), Some(1));
+    check(
+        &response(spec, "/repositories", "200"),
+        &without_scp_links(public),
+        "public repositories",
+    );
+    let no_api = c.get("/2.0/nothing/here", Some(&alice)).await.json();
+    check(&component(spec, "error"), &no_api, "no API here");
     let page = c
         .get("/2.0/repositories/acme?q=slug%3D%22app%22", Some(&alice))
         .await
@@ -287,6 +296,27 @@ async fn datacenter_bodies_match_the_description() {
         "GET project as RestProject",
     );
 
+    let all = c.get("/rest/api/latest/users", Some(&admin)).await.json();
+    check(
+        &response(spec, "/api/latest/users", "200"),
+        &all,
+        "GET users",
+    );
+    let anon = c.get("/rest/api/latest/users", None).await.json();
+    check(
+        &response(spec, "/api/latest/users", "401"),
+        &anon,
+        "GET users 401",
+    );
+    let denied = c
+        .get("/rest/api/latest/admin/permissions/users", Some(&admin))
+        .await
+        .json();
+    check(
+        &response(spec, "/api/latest/admin/permissions/users", "401"),
+        &denied,
+        "admin users 401",
+    );
     let users = c
         .get(
             "/rest/api/latest/projects/PROJ/repos/app/permissions/users",
