@@ -320,6 +320,7 @@ mod tests {
             certificate: None,
             credential: None,
             requests: vec![],
+            rate_limits: vec![],
             durations: vec![],
         };
         assert_eq!(readiness(&report), Readiness::NotReady { stalled: true });

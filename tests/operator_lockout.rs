@@ -129,6 +129,10 @@ async fn a_rejected_password_is_sent_once_until_the_secret_changes() {
             .filter(|r| r.authorization.as_deref() == Some(wrong.as_str()))
             .count();
         assert_eq!(sent, 1, "the rejected password was sent {sent} times");
+        assert!(
+            world.sim.captcha_users().is_empty(),
+            "the simulator put a user behind a CAPTCHA"
+        );
     }
     // Still checked (the network path and TLS), still False, and it says so.
     let c = api.get("pw").await.unwrap();
