@@ -188,10 +188,10 @@ catalogue! {
     ConnectionRefused { check: Some(Reachable), effect: RETRY, source: "seed 000: server not accessible",
         when: "the TCP connection is refused",
         remedy: "Nothing accepts connections on {host}:{port}: start Bitbucket, fix the port in spec.url, or open the firewall." }
-    ConnectionTimedOut { check: Some(Reachable), effect: Effect::Transient, source: "seed 000: server not accessible",
+    ConnectionTimedOut { check: None, effect: Effect::Transient, source: "seed 000: server not accessible",
         when: "the TCP connection or the server's answer times out",
         remedy: "Check the route and firewalls between bbconn and {host}:{port}; bbconn retries with backoff." }
-    UnexpectedRedirect { check: Some(Reachable), effect: FAIL, source: "bbconn: credentials are never sent across a redirect to another host",
+    UnexpectedRedirect { check: None, effect: FAIL, source: "bbconn: credentials are never sent across a redirect to another host",
         when: "the server redirects to another host, scheme or port",
         remedy: "Set spec.url to the address Bitbucket redirects to (the message names it)." }
     CaBundleNotFound { check: Some(TlsVerified), effect: FAIL, source: "seed 000: private server certificate",
@@ -257,6 +257,9 @@ catalogue! {
     ScopesUnverifiable { check: Some(ScopesSufficient), effect: Effect::Unverifiable, source: "bbconn: never assume a scope",
         when: "Bitbucket reveals no way to read the credential's scopes without side effects (e.g. an application link)",
         remedy: "Confirm the permissions in Bitbucket's settings for this client (application link or OAuth consumer): bbconn cannot read them without a person's consent." }
+    RepositoriesUnverifiable { check: Some(RepositoryAccess), effect: Effect::Unverifiable, source: "bbconn: never assume an access",
+        when: "repositories are listed, but the method has no token until a person grants access (an application link), so their access cannot be read",
+        remedy: "Confirm in Bitbucket that the application link's user can reach the listed repositories: bbconn cannot read it without a person's consent." }
     RepositoryNotFound { check: Some(RepositoryAccess), effect: FAIL, source: "seed 000: repository permissions",
         when: "a listed repository does not exist or is invisible to the credential",
         remedy: "Check the repository name (Data Center PROJECT/slug, Cloud workspace/slug) and that the credential's user can see it." }

@@ -792,7 +792,7 @@ async fn repositories_result(
         return CheckResult::failed(
             Check::RepositoryAccess,
             Finding::new(
-                Cause::ScopesUnverifiable,
+                Cause::RepositoriesUnverifiable,
                 "an application link has no token until a person grants access, so repository access cannot be read",
             ),
         );

@@ -532,6 +532,27 @@ fn cases() -> Vec<Case> {
         ),
         // RepositoryAccess
         case(
+            "applink-repos",
+            spec(
+                "DataCenter",
+                "https://bitbucket.example.com",
+                "OAuthApplicationLink",
+                "applink-repos",
+                &format!("{CA}\n  requirements: {{repositories: [{{name: PROJ/app}}]}}"),
+            ),
+            &[
+                ("clientId", "codescan-client"),
+                ("clientSecret", "codescan-secret-0115"),
+                (
+                    "redirectUrl",
+                    "https://codescan.example.com/_codescan/oauth2/authorize",
+                ),
+            ],
+            "RepositoryAccess",
+            "Unknown",
+            "RepositoriesUnverifiable",
+        ),
+        case(
             "dc-no-repo",
             dc(
                 "dc-no-repo",
@@ -749,6 +770,8 @@ async fn every_cause_is_provoked_and_no_secret_leaks() {
         provoked.insert(reason);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let misplaced = json.misplaced_causes();
+    assert!(misplaced.is_empty(), "{}", misplaced.join("\n"));
 
     // Transient causes leave Ready Unknown and Stalled absent; a revoked token stalls.
     assert_eq!(json.condition("rate-limited", "Ready").0, "Unknown");

@@ -625,6 +625,11 @@ async fn every_real_answer_gets_the_verdict_its_meaning_says() {
                 ));
             }
         }
+        failures.extend(
+            out.misplaced_causes()
+                .into_iter()
+                .map(|m| format!("{}: {m}", row.id)),
+        );
         if let Some((cond, text)) = row.says {
             let (_, _, m) = out.condition("c", cond);
             if !m.contains(text) {

@@ -244,6 +244,48 @@ impl Checked {
         )
     }
 
+    /// Every (check, cause) any connection shows, in its conditions and problems, that is not
+    /// where the catalogue puts the cause: each cause is decided under the check it names.
+    pub fn misplaced_causes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in self
+            .json
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let status = &item["status"];
+            let mut pairs: Vec<(String, String)> = Vec::new();
+            for c in status["conditions"].as_array().into_iter().flatten() {
+                let t = c["type"].as_str().unwrap_or_default();
+                if !matches!(t, "Ready" | "Stalled" | "Reconciling") {
+                    pairs.push((t.into(), c["reason"].as_str().unwrap_or_default().into()));
+                }
+            }
+            for p in status["problems"].as_array().into_iter().flatten() {
+                pairs.push((
+                    p["check"].as_str().unwrap_or_default().into(),
+                    p["cause"].as_str().unwrap_or_default().into(),
+                ));
+            }
+            for (check, cause) in pairs {
+                let Some(c) = bbconn::catalogue::Cause::parse(&cause) else {
+                    continue;
+                };
+                if let Some(want) = c.entry().check
+                    && want.as_str() != check
+                {
+                    out.push(format!(
+                        "{}: {cause} under {check}; the catalogue puts it under {want}",
+                        item["name"]
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     pub fn problems(&self, name: &str) -> Vec<(String, String, String)> {
         self.status(name)["problems"]
             .as_array()
