@@ -158,7 +158,7 @@ async fn a_rejected_password_is_sent_once_until_the_secret_changes() {
         match op.metric(&format!(
             "bbconn_credential_withheld{{namespace=\"{NS}\",name=\"pw\"}}"
         )) {
-            Some(v) if v == 1.0 => Ok(()),
+            Some(1.0) => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })
