@@ -37,12 +37,25 @@ pub fn dns_failure(e: &ResolveError) -> Finding {
     }
 }
 
+/// A refusal is an answer (RST: nothing listens there); an unreachable network is the lack of
+/// one, like a timeout (a route that is down, a firewall that rejects), and as transient: it is
+/// reported as ConnectionTimedOut, with a message that says what happened.
 pub fn connect_failure(e: &ConnectError) -> Finding {
     let cause = match e {
         ConnectError::Refused { .. } | ConnectError::Other { .. } => Cause::ConnectionRefused,
-        ConnectError::TimedOut { .. } => Cause::ConnectionTimedOut,
+        ConnectError::TimedOut { .. } | ConnectError::Unreachable { .. } => {
+            Cause::ConnectionTimedOut
+        }
+        // NetConfig::connect judged the addresses the network path check had already passed.
+        ConnectError::Denied { .. } => Cause::DestinationNotAllowed,
     };
-    Finding::new(cause, e.to_string())
+    let message = match e {
+        ConnectError::Unreachable { addr, .. } => {
+            format!("{addr} is unreachable: no route to it from here (network unreachable)")
+        }
+        e => e.to_string(),
+    };
+    Finding::new(cause, message)
 }
 
 #[cfg(test)]
