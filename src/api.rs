@@ -60,6 +60,7 @@ pub struct BitbucketConnectionSpec {
     pub flavor: Flavor,
     /// Base URL. Cloud: defaults to https://api.bitbucket.org/2.0. Data Center: the server's base URL, with its context path if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub url: Option<String>,
     pub auth: Auth,
     /// Requirement bundles named after the systems that consume the connection.
@@ -109,6 +110,7 @@ pub struct Auth {
     pub secret_ref: SecretRef,
     /// OAuth only. Cloud default: https://bitbucket.org/site/oauth2/access_token; Data Center: {url}/rest/oauth2/latest/token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub token_url: Option<String>,
 }
 
@@ -132,7 +134,7 @@ pub enum AuthMethod {
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
     /// A Secret in the connection's namespace.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Key names inside the Secret, where they differ from the defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,7 +232,7 @@ impl DcPermission {
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryRequirement {
     /// Data Center: PROJECT_KEY/slug; Cloud: workspace/slug.
-    #[schemars(regex(pattern = r"^[^/\s]+/[^/\s]+$"))]
+    #[schemars(regex(pattern = r"^[^/\s]+/[^/\s]+$"), length(max = 512))]
     pub name: String,
     /// Read, Write or Admin. Default: what the profiles ask for, else Read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -264,7 +266,7 @@ pub struct Tls {
 #[serde(rename_all = "camelCase")]
 pub struct CaBundleRef {
     pub kind: CaBundleKind,
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Default: ca.crt
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -306,7 +308,7 @@ pub enum Exposure {
 #[serde(rename_all = "camelCase")]
 pub struct PrivateEndpoint {
     /// An HTTP CONNECT proxy that reaches the private server, e.g. http://egress-proxy.infra:3128.
-    #[schemars(regex(pattern = r"^http://[^/\s]+/?$"))]
+    #[schemars(regex(pattern = r"^http://[^/\s]+/?$"), length(max = 2048))]
     pub proxy_url: String,
 }
 

@@ -237,6 +237,19 @@ fn add(
     if name.is_empty() {
         return Err(err(what, "metadata.name is missing".into()));
     }
+    // As the API server: a name is a DNS subdomain (253), a namespace a DNS label (63).
+    if name.len() > 253 {
+        return Err(err(
+            what,
+            "metadata.name is longer than 253 characters".into(),
+        ));
+    }
+    if ns.len() > 63 {
+        return Err(err(
+            what,
+            "metadata.namespace is longer than 63 characters".into(),
+        ));
+    }
     match (api_version.as_str(), kind.as_str()) {
         ("bbconn.dev/v1alpha1", "BitbucketConnection") => {
             let violations = schema_violations(&v);
