@@ -172,3 +172,26 @@ fn an_oversized_credential_is_a_credential_problem() {
     assert!(message.contains("1024 KiB"), "{message}");
     assert!(o.stdout.len() < 10_000);
 }
+
+/// Objects stored under an older CRD (which let any duration in) are read without a panic and
+/// checked at an interval within bounds.
+#[test]
+fn stored_out_of_range_durations_are_clamped() {
+    let spec = |interval: &str, warn: &str| {
+        serde_json::from_value::<bbconn::api::BitbucketConnectionSpec>(serde_json::json!({
+            "flavor": "Cloud",
+            "auth": {"method": "AccessToken", "secretRef": {"name": "t"}},
+            "interval": interval,
+            "expiryWarning": warn,
+        }))
+    };
+    let s = spec("0s", "720h").unwrap();
+    assert_eq!(s.interval(), bbconn::api::MIN_INTERVAL);
+    let s = spec("2000000h", "2000000h").unwrap();
+    assert_eq!(s.interval(), bbconn::api::MAX_INTERVAL);
+    assert_eq!(s.expiry_warning(), bbconn::api::MAX_EXPIRY_WARNING);
+    let e = spec("99999999999999999999h", "1h").unwrap_err().to_string();
+    assert!(e.contains("spec.interval"), "{e}");
+    let e = spec("1h", "99999999999999999999h").unwrap_err().to_string();
+    assert!(e.contains("spec.expiryWarning"), "{e}");
+}

@@ -28,7 +28,7 @@ pub async fn whoami(api: &mut Api<'_>) -> Result<WhoAmI, Finding> {
             let version = r.json().and_then(|v| {
                 v.get("version")
                     .and_then(|s| s.as_str())
-                    .map(str::to_string)
+                    .map(|s| crate::scrub::excerpt(s, 64).into_owned())
             });
             if version.is_none() {
                 return Err(Finding::new(
@@ -40,7 +40,9 @@ pub async fn whoami(api: &mut Api<'_>) -> Result<WhoAmI, Finding> {
                 ));
             }
             Ok(WhoAmI::Accepted {
-                user: r.header("x-ausername").map(str::to_string),
+                user: r
+                    .header("x-ausername")
+                    .map(|u| crate::scrub::excerpt(u, 255).into_owned()),
                 version,
             })
         }

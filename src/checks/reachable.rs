@@ -78,6 +78,17 @@ mod tests {
             Cause::PortNotAllowed
         );
         assert_eq!(check_url(&u("https://bb.example.com"), &[443]), Ok(443));
+        // No route is not a refusal: it is transient, like a timeout, and says so.
+        let f = connect_failure(&ConnectError::Unreachable {
+            addr: "[2001:db8::1]:443".into(),
+            detail: "Network is unreachable (os error 101)".into(),
+        });
+        assert_eq!(f.cause, Cause::ConnectionTimedOut);
+        assert!(f.message.contains("network unreachable"), "{}", f.message);
+        let f = connect_failure(&ConnectError::Refused {
+            addr: "127.0.0.1:1".into(),
+        });
+        assert_eq!(f.cause, Cause::ConnectionRefused);
         assert_eq!(
             check_url(&u("https://bb.example.com:8443"), &[443, 8443]),
             Ok(8443)
