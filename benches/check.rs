@@ -7,9 +7,9 @@
 use bbconn::cli::check_all;
 use bbconn::engine::Env;
 use bbconn::manifests;
+use bbconn::transport::NetConfig;
 use bbconn::transport::http::Session;
 use bbconn::transport::tls::{Trust, handshake, parse_pem_certs};
-use bbconn::transport::{NetConfig, connect_direct};
 use bbconn_sim::{Fixture, Pki, Simulator};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
@@ -95,9 +95,7 @@ async fn main() {
             .map(|_| {
                 let trust = trust.clone();
                 async move {
-                    let tcp = connect_direct(&[addr], Duration::from_secs(5))
-                        .await
-                        .unwrap();
+                    let tcp = NetConfig::default().connect(&[addr]).await.unwrap();
                     let hs =
                         handshake(tcp, "bitbucket.example.com", &trust, Duration::from_secs(5))
                             .await;

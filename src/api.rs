@@ -4,13 +4,23 @@
 //! can judge alone; `bbconn check` evaluates the same rules locally (kube's `cel` feature), so a
 //! pipeline and a cluster refuse the same manifests.
 
+use crate::duration::GoDuration;
 use kube::CustomResource;
-use kube::core::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Default Bitbucket Cloud API base (CONTRACT.md).
 pub const CLOUD_API_URL: &str = "https://api.bitbucket.org/2.0";
+/// spec.interval's default and bounds (the CRD's CEL rules say the same). The floor stops a
+/// connection from spinning the operator (`0s` made ~700 reconciles a second); Bitbucket sees one
+/// set of requests per share window whatever the interval. The ceiling keeps the check live.
+pub const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+pub const MIN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+pub const MAX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// spec.expiryWarning's default and ceiling (a year).
+pub const DEFAULT_EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(720 * 3600);
+pub const MAX_EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(8760 * 3600);
+
 /// Default Bitbucket Cloud OAuth token endpoint (BITBUCKET-API.md, developer.atlassian.com/cloud/bitbucket/oauth-2).
 pub const CLOUD_TOKEN_URL: &str = "https://bitbucket.org/site/oauth2/access_token";
 
@@ -39,7 +49,10 @@ pub const CLOUD_TOKEN_URL: &str = "https://bitbucket.org/site/oauth2/access_toke
     validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.token) || self.spec.auth.method in ['AccessToken', 'ApiToken']").message("secretRef.keys.token is only read by methods AccessToken and ApiToken").field_path(".spec.auth.secretRef.keys.token"),
     validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.password) || self.spec.auth.method in ['Basic', 'AppPassword']").message("secretRef.keys.password is only read by methods Basic and AppPassword").field_path(".spec.auth.secretRef.keys.password"),
     validation = Rule::new("!has(self.spec.auth.secretRef.keys) || (!has(self.spec.auth.secretRef.keys.clientId) && !has(self.spec.auth.secretRef.keys.clientSecret)) || self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink']").message("secretRef.keys.clientId and clientSecret are only read by the OAuth methods").field_path(".spec.auth.secretRef.keys"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.redirectUrl) || self.spec.auth.method == 'OAuthApplicationLink'").message("secretRef.keys.redirectUrl is only read by method OAuthApplicationLink").field_path(".spec.auth.secretRef.keys.redirectUrl")
+    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.redirectUrl) || self.spec.auth.method == 'OAuthApplicationLink'").message("secretRef.keys.redirectUrl is only read by method OAuthApplicationLink").field_path(".spec.auth.secretRef.keys.redirectUrl"),
+    // Guarded by the pattern, so a value the schema already refuses is not also a CEL error.
+    validation = Rule::new("!has(self.spec.interval) || !self.spec.interval.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self.spec.interval) >= duration('1s') && duration(self.spec.interval) <= duration('24h'))").message("spec.interval must be between 1s and 24h").field_path(".spec.interval"),
+    validation = Rule::new("!has(self.spec.expiryWarning) || !self.spec.expiryWarning.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.spec.expiryWarning) <= duration('8760h')").message("spec.expiryWarning must be at most 8760h (a year)").field_path(".spec.expiryWarning")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BitbucketConnectionSpec {
@@ -47,6 +60,7 @@ pub struct BitbucketConnectionSpec {
     pub flavor: Flavor,
     /// Base URL. Cloud: defaults to https://api.bitbucket.org/2.0. Data Center: the server's base URL, with its context path if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub url: Option<String>,
     pub auth: Auth,
     /// Requirement bundles named after the systems that consume the connection.
@@ -59,14 +73,28 @@ pub struct BitbucketConnectionSpec {
     pub tls: Option<Tls>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
-    /// How often to re-check when nothing changed (Go duration, e.g. 10m). Default 10m.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
-    pub interval: Option<Duration>,
-    /// Warn this long before a token or certificate expires (Go duration). Default 720h.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
-    pub expiry_warning: Option<Duration>,
+    /// How often to re-check when nothing changed (Go duration, e.g. 10m), from 1s to 24h. Default 10m.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::duration::field::interval"
+    )]
+    #[schemars(
+        regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"),
+        length(max = 64)
+    )]
+    pub interval: Option<GoDuration>,
+    /// Warn this long before a token or certificate expires (Go duration), at most 8760h. Default 720h.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::duration::field::expiry_warning"
+    )]
+    #[schemars(
+        regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"),
+        length(max = 64)
+    )]
+    pub expiry_warning: Option<GoDuration>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
@@ -82,6 +110,7 @@ pub struct Auth {
     pub secret_ref: SecretRef,
     /// OAuth only. Cloud default: https://bitbucket.org/site/oauth2/access_token; Data Center: {url}/rest/oauth2/latest/token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
     pub token_url: Option<String>,
 }
 
@@ -105,7 +134,7 @@ pub enum AuthMethod {
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
     /// A Secret in the connection's namespace.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Key names inside the Secret, where they differ from the defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,7 +232,7 @@ impl DcPermission {
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryRequirement {
     /// Data Center: PROJECT_KEY/slug; Cloud: workspace/slug.
-    #[schemars(regex(pattern = r"^[^/\s]+/[^/\s]+$"))]
+    #[schemars(regex(pattern = r"^[^/\s]+/[^/\s]+$"), length(max = 512))]
     pub name: String,
     /// Read, Write or Admin. Default: what the profiles ask for, else Read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,7 +266,7 @@ pub struct Tls {
 #[serde(rename_all = "camelCase")]
 pub struct CaBundleRef {
     pub kind: CaBundleKind,
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// Default: ca.crt
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -279,7 +308,7 @@ pub enum Exposure {
 #[serde(rename_all = "camelCase")]
 pub struct PrivateEndpoint {
     /// An HTTP CONNECT proxy that reaches the private server, e.g. http://egress-proxy.infra:3128.
-    #[schemars(regex(pattern = r"^http://[^/\s]+/?$"))]
+    #[schemars(regex(pattern = r"^http://[^/\s]+/?$"), length(max = 2048))]
     pub proxy_url: String,
 }
 
@@ -424,14 +453,19 @@ impl BitbucketConnectionSpec {
             .and_then(|n| n.private_endpoint.as_ref())
             .map(|p| p.proxy_url.as_str())
     }
+    /// spec.interval within [`MIN_INTERVAL`, `MAX_INTERVAL`]: the CRD refuses values outside,
+    /// but objects stored under an older CRD may hold them.
     pub fn interval(&self) -> std::time::Duration {
         self.interval
-            .map(std::time::Duration::from)
-            .unwrap_or(std::time::Duration::from_secs(600))
+            .map(GoDuration::get)
+            .unwrap_or(DEFAULT_INTERVAL)
+            .clamp(MIN_INTERVAL, MAX_INTERVAL)
     }
+    /// spec.expiryWarning, at most [`MAX_EXPIRY_WARNING`].
     pub fn expiry_warning(&self) -> std::time::Duration {
         self.expiry_warning
-            .map(std::time::Duration::from)
-            .unwrap_or(std::time::Duration::from_secs(720 * 3600))
+            .map(GoDuration::get)
+            .unwrap_or(DEFAULT_EXPIRY_WARNING)
+            .min(MAX_EXPIRY_WARNING)
     }
 }

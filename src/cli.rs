@@ -158,6 +158,8 @@ pub async fn check(args: CheckArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     if all_ready { 0 } else { 1 }
 }
 
+const MAX_COLUMN: usize = 120;
+
 fn write_table(
     out: &mut dyn Write,
     connections: &[Connection],
@@ -185,7 +187,8 @@ fn write_table(
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.len());
+            // Bounded: a format width over u16::MAX panics, and a column that wide helps no one.
+            *w = (*w).max(cell.len()).min(MAX_COLUMN);
         }
     }
     let line = |cells: [&str; 4]| {

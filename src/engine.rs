@@ -22,7 +22,7 @@ use crate::credential::{Credential, SecretString, bearer};
 use crate::profiles::{self, Effective};
 use crate::transport::http::Session;
 use crate::transport::tls::{self as tlsx, HandshakeError, LeafInfo, Trust};
-use crate::transport::{NetConfig, connect_direct, connect_via_proxy};
+use crate::transport::{NetConfig, ProxyError, connect_via_proxy};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -384,7 +384,7 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
     report.credential = probed.credential;
     report.requests = probed.requests;
     report.rate_limits = probed.rate_limits;
-    scrub(&mut report, &credential);
+    crate::scrub::report(&mut report, &credential);
     report
 }
 
@@ -1090,7 +1090,7 @@ async fn open(
                 Check::NetworkPathValid,
                 path_message(&o.host, &route),
             ));
-            match connect_direct(addrs, env.net.connect_timeout).await {
+            match env.net.connect(addrs).await {
                 Ok(s) => s,
                 Err(e) => {
                     p.fail(Check::Reachable, checks::reachable::connect_failure(&e));
@@ -1109,10 +1109,11 @@ async fn open(
                     s
                 }
                 Err(e) => {
-                    p.fail(
-                        Check::NetworkPathValid,
-                        Finding::new(Cause::PrivateEndpointUnreachable, e.to_string()),
-                    );
+                    let cause = match e {
+                        ProxyError::Denied { .. } => Cause::DestinationNotAllowed,
+                        _ => Cause::PrivateEndpointUnreachable,
+                    };
+                    p.fail(Check::NetworkPathValid, Finding::new(cause, e.to_string()));
                     return Err(Stop);
                 }
             }
@@ -1210,33 +1211,6 @@ fn path_message(host: &str, route: &Route) -> String {
             "{host} is reached through the private endpoint {}",
             p.as_str().trim_end_matches('/')
         ),
-    }
-}
-
-/// Last line of defence: no secret value leaves the engine, whatever a server echoed.
-fn scrub(report: &mut Report, credential: &Credential) {
-    let secrets: Vec<&str> = credential
-        .secret_values()
-        .into_iter()
-        .filter(|s| s.len() >= 4)
-        .collect();
-    let clean = |s: &mut String| {
-        for v in &secrets {
-            if s.contains(v) {
-                *s = s.replace(v, "<redacted>");
-            }
-        }
-    };
-    for r in &mut report.results {
-        if let Verdict::Failed(f) = &mut r.verdict {
-            clean(&mut f.message);
-        }
-        if let Verdict::Passed { message, .. } = &mut r.verdict {
-            clean(message);
-        }
-        for w in &mut r.warnings {
-            clean(&mut w.message);
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::api::{BitbucketConnection, BitbucketConnectionSpec, CaBundleKind};
 use crate::checks::{Lookup, Meta};
+use crate::scrub::excerpt;
 use base64::Engine;
 use kube::CustomResourceExt;
 use serde_json::Value;
@@ -139,7 +140,7 @@ fn parse_into(
 ) -> Result<(), InputError> {
     let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| InputError::File {
         file: file.to_string(),
-        detail: format!("not valid YAML: {e}"),
+        detail: format!("not valid YAML: {}", yaml_error(&e)),
     })?;
     let mut index = 0;
     for doc in docs {
@@ -164,6 +165,33 @@ fn parse_into(
     Ok(())
 }
 
+/// The parser's error in a user's terms: no advice about the parser's own options, and a long
+/// value it quotes cut to an excerpt, with the location kept.
+fn yaml_error(e: &serde_saphyr::Error) -> String {
+    let options = serde_saphyr::render_options! {
+        formatter: &serde_saphyr::UserMessageFormatter,
+        snippets: serde_saphyr::SnippetMode::Off,
+    };
+    let message = e.render_with_options(options);
+    if message.chars().count() <= MAX_DETAIL {
+        return message;
+    }
+    match e.location() {
+        Some(l) => format!(
+            "{} (at line {}, column {})",
+            excerpt(&message, MAX_DETAIL),
+            l.line(),
+            l.column()
+        ),
+        None => excerpt(&message, MAX_DETAIL).into_owned(),
+    }
+}
+
+/// The longest message detail and the longest quoted value: a manifest's values can be
+/// megabytes, its error messages should not be.
+const MAX_DETAIL: usize = 240;
+const MAX_QUOTED: usize = 60;
+
 fn add(
     file: &str,
     doc: usize,
@@ -175,7 +203,7 @@ fn add(
         file: file.to_string(),
         doc,
         what,
-        detail,
+        detail: excerpt(&detail, MAX_DETAIL).into_owned(),
     };
     if !v.is_object() {
         return Err(err(
@@ -203,9 +231,27 @@ fn add(
         .and_then(Value::as_str)
         .unwrap_or(default_ns)
         .to_string();
-    let what = format!(" ({kind} {ns}/{name})");
+    let what = format!(
+        " ({} {}/{})",
+        excerpt(&kind, MAX_QUOTED),
+        excerpt(&ns, MAX_QUOTED),
+        excerpt(&name, MAX_QUOTED)
+    );
     if name.is_empty() {
         return Err(err(what, "metadata.name is missing".into()));
+    }
+    // As the API server: a name is a DNS subdomain (253), a namespace a DNS label (63).
+    if name.len() > 253 {
+        return Err(err(
+            what,
+            "metadata.name is longer than 253 characters".into(),
+        ));
+    }
+    if ns.len() > 63 {
+        return Err(err(
+            what,
+            "metadata.namespace is longer than 63 characters".into(),
+        ));
     }
     match (api_version.as_str(), kind.as_str()) {
         ("bbconn.dev/v1alpha1", "BitbucketConnection") => {
@@ -216,9 +262,13 @@ fn add(
             let obj: BitbucketConnection = serde_path_to_error::deserialize(v.clone())
                 .map_err(|e| err(what.clone(), format!("field {}: {}", e.path(), e.inner())))?;
             if let Err(e) = obj.validate_cel() {
+                let each: Vec<String> = e.iter().map(ToString::to_string).collect();
                 return Err(err(
                     what,
-                    format!("rejected by the CRD's validation rules: {e}"),
+                    format!(
+                        "rejected by the CRD's validation rules: {}",
+                        each.join("; ")
+                    ),
                 ));
             }
             out.connections
@@ -237,12 +287,18 @@ fn add(
                     .ok_or_else(|| err(what.clone(), format!("{b64} must be a mapping")))?;
                 for (key, val) in m {
                     let s = val.as_str().ok_or_else(|| {
-                        err(what.clone(), format!("{b64}.{key} must be a string"))
+                        err(
+                            what.clone(),
+                            format!("{b64}.{} must be a string", excerpt(key, MAX_QUOTED)),
+                        )
                     })?;
                     let bytes = base64::engine::general_purpose::STANDARD
                         .decode(s.trim())
                         .map_err(|_| {
-                            err(what.clone(), format!("{b64}.{key} is not valid base64"))
+                            err(
+                                what.clone(),
+                                format!("{b64}.{} is not valid base64", excerpt(key, MAX_QUOTED)),
+                            )
                         })?;
                     data.insert(key.clone(), bytes);
                 }
@@ -253,7 +309,10 @@ fn add(
                     .ok_or_else(|| err(what.clone(), format!("{plain} must be a mapping")))?;
                 for (key, val) in m {
                     let s = val.as_str().ok_or_else(|| {
-                        err(what.clone(), format!("{plain}.{key} must be a string"))
+                        err(
+                            what.clone(),
+                            format!("{plain}.{} must be a string", excerpt(key, MAX_QUOTED)),
+                        )
                     })?;
                     data.insert(key.clone(), s.as_bytes().to_vec());
                 }
@@ -271,7 +330,9 @@ fn add(
             return Err(err(
                 what,
                 format!(
-                    "{api_version} {kind} is not something bbconn check reads (BitbucketConnection bbconn.dev/v1alpha1, v1 Secret, v1 ConfigMap)"
+                    "{} {} is not something bbconn check reads (BitbucketConnection bbconn.dev/v1alpha1, v1 Secret, v1 ConfigMap)",
+                    excerpt(&api_version, MAX_QUOTED),
+                    excerpt(&kind, MAX_QUOTED)
                 ),
             ));
         }
@@ -288,8 +349,12 @@ fn resolve(objects: Objects, files: &str) -> Result<Vec<Connection>, InputError>
         let missing = |detail: String| InputError::Document {
             file: file.clone(),
             doc,
-            what: format!(" (BitbucketConnection {ns}/{name})"),
-            detail,
+            what: format!(
+                " (BitbucketConnection {}/{})",
+                excerpt(&ns, MAX_QUOTED),
+                excerpt(&name, MAX_QUOTED)
+            ),
+            detail: excerpt(&detail, MAX_DETAIL).into_owned(),
         };
         let secret_name = &spec.auth.secret_ref.name;
         let secret = match objects
@@ -363,7 +428,7 @@ fn walk(v: &Value, schema: &Value, path: String, out: &mut Vec<String>) {
                 if path.is_empty() && (k == "metadata" || k == "apiVersion" || k == "kind") {
                     continue;
                 }
-                let p = format!("{path}.{k}");
+                let p = format!("{path}.{}", excerpt(k, MAX_QUOTED));
                 match (props.and_then(|p| p.get(k)), additional) {
                     (Some(s), _) => walk(child, s, p, out),
                     (None, Some(s)) if s.is_object() => walk(child, s, p, out),
@@ -402,7 +467,20 @@ fn walk(v: &Value, schema: &Value, path: String, out: &mut Vec<String>) {
             if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
                 && regex::Regex::new(pattern).is_ok_and(|re| !re.is_match(s))
             {
-                out.push(format!("field {path}: {s:?} does not match {pattern}"));
+                out.push(format!(
+                    "field {path}: {:?} does not match {pattern}",
+                    excerpt(s, MAX_QUOTED)
+                ));
+            }
+            if let Some(max) = schema
+                .get("maxLength")
+                .and_then(Value::as_u64)
+                .filter(|m| (s.chars().count() as u64) > *m)
+            {
+                out.push(format!(
+                    "field {path}: {:?} is longer than {max} characters",
+                    excerpt(s, MAX_QUOTED)
+                ));
             }
             if let Some(min) = schema
                 .get("minLength")
@@ -416,7 +494,8 @@ fn walk(v: &Value, schema: &Value, path: String, out: &mut Vec<String>) {
             {
                 let names: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
                 out.push(format!(
-                    "field {path}: {s:?} is not one of {}",
+                    "field {path}: {:?} is not one of {}",
+                    excerpt(s, MAX_QUOTED),
                     names.join(", ")
                 ));
             }

@@ -53,25 +53,29 @@ pub fn scope_detail(r: &Response) -> Option<(BTreeSet<String>, BTreeSet<String>)
 }
 
 /// `x-oauth-scopes: repository, pullrequest:write` (comma-separated; tolerate spaces too).
+/// Bounded: Cloud grants a few dozen scopes; a header of any size gives at most 256 short ones.
 pub fn parse_scopes(v: &str) -> BTreeSet<String> {
     v.split([',', ' '])
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
+        .take(256)
+        .map(|s| crate::scrub::excerpt(s, 128).into_owned())
         .collect()
 }
 
 pub async fn whoami(api: &mut Api<'_>) -> Result<UserAnswer, Finding> {
     let r = api.get("/user").await?;
     let scopes = r.header("x-oauth-scopes").map(parse_scopes);
-    let kind = r.header("x-credential-type").map(str::to_string);
+    let kind = r
+        .header("x-credential-type")
+        .map(|k| crate::scrub::excerpt(k, 64).into_owned());
     match r.status.as_u16() {
         200 => {
             let body = r.json().unwrap_or_default();
             let user = ["nickname", "username", "display_name", "account_id"]
                 .iter()
                 .find_map(|k| body.get(*k).and_then(|v| v.as_str()))
-                .map(|s| super::excerpt(s, 120));
+                .map(|u| crate::scrub::excerpt(u, 128).into_owned());
             Ok(UserAnswer::Accepted { user, kind, scopes })
         }
         403 if kind.is_some() || scopes.is_some() => Ok(UserAnswer::Accepted {

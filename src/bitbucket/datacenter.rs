@@ -46,7 +46,7 @@ pub async fn whoami(api: &mut Api<'_>) -> Result<WhoAmI, Finding> {
             let version = r.json().and_then(|v| {
                 v.get("version")
                     .and_then(|s| s.as_str())
-                    .map(|s| super::excerpt(s, 40))
+                    .map(|s| crate::scrub::excerpt(s, 64).into_owned())
             });
             match (version, r.header("x-ausername")) {
                 (None, _) => WhoAmI::NotBitbucket {
@@ -104,7 +104,11 @@ fn token_meta(v: &serde_json::Value) -> Option<TokenMeta> {
     let created = v.get("createdDate").and_then(|d| d.as_i64());
     let days = v.get("expiryDays").and_then(|d| d.as_i64());
     let expires_at = match (created, days) {
-        (Some(c), Some(d)) => jiff::Timestamp::from_millisecond(c + d * 86_400_000).ok(),
+        // Checked: both numbers are the server's, and may be anything.
+        (Some(c), Some(d)) => d
+            .checked_mul(86_400_000)
+            .and_then(|ms| c.checked_add(ms))
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok()),
         _ => None,
     };
     Some(TokenMeta {

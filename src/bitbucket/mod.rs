@@ -236,21 +236,32 @@ fn is_login_page(location: &str) -> bool {
 
 /// At most `max` characters of an untrusted value, for messages.
 pub fn excerpt(s: &str, max: usize) -> String {
-    let mut out: String = s.chars().take(max).collect();
-    if out.len() < s.len() {
-        out.push('…');
-    }
-    out
+    crate::scrub::excerpt(s, max).into_owned()
 }
 
-/// Retry-After is seconds or an HTTP date (RFC 9110 section 10.2.3).
+/// The longest wait a Retry-After can ask for: a server (or anything a connection points at)
+/// must not be able to park a connection for years, nor overflow the operator's clock.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Retry-After is seconds or an HTTP date (RFC 9110 section 10.2.3), capped at
+/// [`MAX_RETRY_AFTER`]; a date in the past means now.
 pub fn parse_retry_after(v: &str) -> Option<Duration> {
-    if let Ok(secs) = v.trim().parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    retry_after_at(v, jiff::Timestamp::now())
+}
+
+fn retry_after_at(v: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let v = v.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: seconds, however many (u64 overflow is just "very long").
+        let secs = v.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
-    let when = jiff::fmt::rfc2822::parse(v.trim()).ok()?.timestamp();
-    let left = when.duration_since(jiff::Timestamp::now());
-    Some(Duration::from_secs(left.as_secs().max(0).unsigned_abs()))
+    let when = jiff::fmt::rfc2822::parse(v).ok()?.timestamp();
+    let left = when.duration_since(now);
+    if left.is_negative() {
+        return Some(Duration::ZERO);
+    }
+    Some(left.unsigned_abs().min(MAX_RETRY_AFTER))
 }
 
 /// The first error message of either flavour's error body, for messages.
@@ -305,5 +316,32 @@ mod tests {
         );
         assert_eq!(same_origin_path("bb.example.com", "//evil.example/a"), None);
         assert_eq!(parse_retry_after("30"), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn retry_after_is_bounded() {
+        let now: jiff::Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
+        let at = |v: &str| retry_after_at(v, now);
+        assert_eq!(at("18446744073709551615"), Some(MAX_RETRY_AFTER));
+        assert_eq!(at("99999999999999999999999999"), Some(MAX_RETRY_AFTER));
+        assert_eq!(at(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(at("0"), Some(Duration::ZERO));
+        assert_eq!(
+            at("Wed, 02 Dec 2026 12:00:30 GMT"),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(at("Wed, 01 Jan 3000 00:00:00 GMT"), Some(MAX_RETRY_AFTER));
+        assert_eq!(at("Mon, 01 Jan 1900 00:00:00 GMT"), Some(Duration::ZERO));
+        for junk in [
+            "",
+            "-5",
+            "1.5",
+            "soon",
+            "+30",
+            "Wed, 99 Foo 2026",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            assert_eq!(at(junk), None, "{junk:?}");
+        }
     }
 }

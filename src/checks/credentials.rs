@@ -6,6 +6,10 @@ use crate::api::{AuthMethod, BitbucketConnectionSpec};
 use crate::catalogue::Cause;
 use crate::credential::{Credential, SecretString};
 
+/// The largest credential value bbconn sends. Bitbucket's tokens are under 200 bytes; servers
+/// refuse request headers over 8-16 KiB (431), which would read as a server problem.
+pub const MAX_VALUE_BYTES: usize = 16 << 10;
+
 /// Resolves the credential from the Secret's data. Messages name keys, never values.
 pub fn check(
     spec: &BitbucketConnectionSpec,
@@ -48,6 +52,16 @@ pub fn check(
                 ));
             }
         };
+        if raw.len() > MAX_VALUE_BYTES {
+            return Err(Finding::new(
+                Cause::CredentialMalformed,
+                format!(
+                    "the value under key {key:?} of Secret {secret_name} is {} KiB; no credential is larger than {} KiB, so this is not one (a file or a certificate chain under the wrong key?)",
+                    raw.len() >> 10,
+                    MAX_VALUE_BYTES >> 10
+                ),
+            ));
+        }
         let text = std::str::from_utf8(raw).map_err(|_| {
             Finding::new(
                 Cause::CredentialMalformed,

@@ -37,12 +37,25 @@ pub fn dns_failure(e: &ResolveError) -> Finding {
     }
 }
 
+/// A refusal is an answer (RST: nothing listens there); an unreachable network is the lack of
+/// one, like a timeout (a route that is down, a firewall that rejects), and as transient: it is
+/// reported as ConnectionTimedOut, with a message that says what happened.
 pub fn connect_failure(e: &ConnectError) -> Finding {
     let cause = match e {
         ConnectError::Refused { .. } | ConnectError::Other { .. } => Cause::ConnectionRefused,
-        ConnectError::TimedOut { .. } => Cause::ConnectionTimedOut,
+        ConnectError::TimedOut { .. } | ConnectError::Unreachable { .. } => {
+            Cause::ConnectionTimedOut
+        }
+        // NetConfig::connect judged the addresses the network path check had already passed.
+        ConnectError::Denied { .. } => Cause::DestinationNotAllowed,
     };
-    Finding::new(cause, e.to_string())
+    let message = match e {
+        ConnectError::Unreachable { addr, .. } => {
+            format!("{addr} is unreachable: no route to it from here (network unreachable)")
+        }
+        e => e.to_string(),
+    };
+    Finding::new(cause, message)
 }
 
 #[cfg(test)]
@@ -65,6 +78,17 @@ mod tests {
             Cause::PortNotAllowed
         );
         assert_eq!(check_url(&u("https://bb.example.com"), &[443]), Ok(443));
+        // No route is not a refusal: it is transient, like a timeout, and says so.
+        let f = connect_failure(&ConnectError::Unreachable {
+            addr: "[2001:db8::1]:443".into(),
+            detail: "Network is unreachable (os error 101)".into(),
+        });
+        assert_eq!(f.cause, Cause::ConnectionTimedOut);
+        assert!(f.message.contains("network unreachable"), "{}", f.message);
+        let f = connect_failure(&ConnectError::Refused {
+            addr: "127.0.0.1:1".into(),
+        });
+        assert_eq!(f.cause, Cause::ConnectionRefused);
         assert_eq!(
             check_url(&u("https://bb.example.com:8443"), &[443, 8443]),
             Ok(8443)

@@ -6,7 +6,7 @@
 //! `--address-class CIDR=public|private` overrides them, longest prefix first.
 
 use ipnet::IpNet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,8 +116,10 @@ impl AddressPolicy {
         }
     }
 
+    /// The class of the address traffic really reaches: an IPv6 address that carries an IPv4
+    /// one (see [`embedded_v4`]) is judged by the IPv4 address.
     pub fn class(&self, ip: IpAddr) -> AddressClass {
-        let ip = canonical(ip);
+        let ip = destination(ip);
         if let Some(o) = self.overrides.iter().find(|o| o.net.contains(&ip)) {
             return o.class;
         }
@@ -128,18 +130,68 @@ impl AddressPolicy {
         }
     }
 
+    /// Denied if the address, or any IPv4 address it carries, is in the deny list.
     pub fn denied(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.deny.iter().any(|n| n.contains(&ip))
+        let mut judged = vec![ip];
+        if let IpAddr::V6(v6) = ip {
+            judged.extend(embedded_v4(v6).into_iter().map(IpAddr::V4));
+        }
+        judged
+            .iter()
+            .any(|a| self.deny.iter().any(|n| n.contains(a)))
     }
 }
 
-/// IPv4-mapped IPv6 addresses are judged as the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
+/// The address traffic to `ip` reaches: the IPv4 address an IPv6 one carries, if it carries one.
+fn destination(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        IpAddr::V6(v6) => embedded_v4(v6).first().copied().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
+}
+
+/// The IPv4 addresses an IPv6 address embeds, the one traffic reaches first: IPv4-mapped
+/// (`::ffff:0:0/96`) and SIIT-translated (`::ffff:0:0:0/96`), IPv4-compatible (`::/96`, except
+/// `::` and `::1`), NAT64 (`64:ff9b::/96`, RFC 6052; and the local-use `64:ff9b:1::/48`, RFC
+/// 8215, whose prefix length is the site's choice, so every RFC 6052 layout is returned),
+/// 6to4 (`2002::/16`, RFC 3056), Teredo (`2001::/32`, RFC 4380: the client's address, bit-inverted
+/// in the last 32 bits, then the server's) and ISATAP interface identifiers (RFC 5214).
+pub fn embedded_v4(v6: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let o = v6.octets();
+    let seg = v6.segments();
+    let v4 = |a: [u8; 4]| Ipv4Addr::from(a);
+    let last = v4([o[12], o[13], o[14], o[15]]);
+    let mut out = Vec::new();
+    match seg {
+        // ::ffff:a.b.c.d
+        [0, 0, 0, 0, 0, 0xffff, _, _] => out.push(last),
+        // ::ffff:0:a.b.c.d
+        [0, 0, 0, 0, 0xffff, 0, _, _] => out.push(last),
+        // ::a.b.c.d, but not :: or ::1
+        [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 || lo > 1 => out.push(last),
+        // 64:ff9b::/96
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => out.push(last),
+        // 64:ff9b:1::/48, RFC 6052 section 2.2 layouts for /96, /64, /56 and /48
+        [0x64, 0xff9b, 1, ..] => {
+            out.push(last);
+            out.push(v4([o[9], o[10], o[11], o[12]]));
+            out.push(v4([o[7], o[9], o[10], o[11]]));
+            out.push(v4([o[6], o[7], o[9], o[10]]));
+        }
+        // 2002:AABB:CCDD::/48
+        [0x2002, ..] => out.push(v4([o[2], o[3], o[4], o[5]])),
+        // 2001:0000:SERVER:flags:port:~CLIENT
+        [0x2001, 0, ..] => {
+            out.push(v4([!o[12], !o[13], !o[14], !o[15]]));
+            out.push(v4([o[4], o[5], o[6], o[7]]));
+        }
+        _ => {}
+    }
+    // ISATAP: an interface identifier of 0000:5efe or 0200:5efe, then the IPv4 address.
+    if matches!(seg[4], 0 | 0x0200) && seg[5] == 0x5efe && out.is_empty() {
+        out.push(last);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -183,6 +235,42 @@ mod tests {
         );
         assert_eq!(p.class(ip("127.0.0.1")), AddressClass::Public);
         assert_eq!(p.class(ip("127.0.0.9")), AddressClass::Private);
+    }
+
+    #[test]
+    fn ipv6_forms_are_judged_by_the_ipv4_address_they_carry() {
+        let p = AddressPolicy::default();
+        // Every form of 169.254.169.254, the cloud metadata address.
+        for a in [
+            "::ffff:169.254.169.254",
+            "::ffff:0:169.254.169.254",
+            "::169.254.169.254",
+            "64:ff9b::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:a9fe:a9:fe00::",
+            "2002:a9fe:a9fe::1",
+            // Teredo: server 65.54.227.120, client ~(5601:5601) = 169.254.169.254
+            "2001:0:4136:e378:8000:63bf:5601:5601",
+            "fe80::1",
+            "2a00:1450::200:5efe:169.254.169.254",
+        ] {
+            assert!(p.denied(ip(a)), "{a} is not denied");
+        }
+        for a in [
+            "::1",
+            "::",
+            "2a00:1450::1",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
+            assert!(!p.denied(ip(a)), "{a} is denied");
+        }
+        assert_eq!(p.class(ip("64:ff9b::a00:1")), AddressClass::Private);
+        assert_eq!(p.class(ip("2002:a00:1::1")), AddressClass::Private);
+        assert_eq!(p.class(ip("::10.0.0.1")), AddressClass::Private);
+        assert_eq!(p.class(ip("64:ff9b::808:808")), AddressClass::Public);
+        assert_eq!(p.class(ip("::1")), AddressClass::Private);
     }
 
     #[test]

@@ -170,19 +170,37 @@ impl NetConfig {
 
 #[derive(Debug, Error)]
 pub enum ConnectError {
+    /// The destination policy forbids the address; nothing was sent to it.
+    #[error("{addr} is an address the destination policy denies")]
+    Denied { addr: String },
     #[error("connection to {addr} refused")]
     Refused { addr: String },
+    /// No route: ENETUNREACH or EHOSTUNREACH (a network that is down, a firewall's reject).
+    #[error("connecting to {addr} failed: {detail}")]
+    Unreachable { addr: String, detail: String },
     #[error("connecting to {addr} timed out after {secs}s")]
     TimedOut { addr: String, secs: u64 },
     #[error("connecting to {addr} failed: {detail}")]
     Other { addr: String, detail: String },
 }
 
+impl NetConfig {
+    /// Connects to the first address that answers, after judging every one against the
+    /// destination policy: the one way bbconn opens a TCP connection. The caller passes the
+    /// addresses it resolved (and judged) itself, so a name cannot resolve to something else
+    /// between the judgement and the connection (DNS rebinding).
+    pub async fn connect(&self, addrs: &[SocketAddr]) -> Result<TcpStream, ConnectError> {
+        if let Some(denied) = addrs.iter().find(|a| self.policy.denied(a.ip())) {
+            return Err(ConnectError::Denied {
+                addr: denied.ip().to_string(),
+            });
+        }
+        connect_any(addrs, self.connect_timeout).await
+    }
+}
+
 /// Tries each address in turn; the last error speaks for all when none answers.
-pub async fn connect_direct(
-    addrs: &[SocketAddr],
-    timeout: Duration,
-) -> Result<TcpStream, ConnectError> {
+async fn connect_any(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, ConnectError> {
     let mut last = ConnectError::Other {
         addr: "-".into(),
         detail: "no address to connect to".into(),
@@ -196,6 +214,23 @@ pub async fn connect_direct(
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 last = ConnectError::Refused {
                     addr: addr.to_string(),
+                }
+            }
+            Ok(Err(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable
+                ) =>
+            {
+                last = ConnectError::Unreachable {
+                    addr: addr.to_string(),
+                    detail: e.to_string(),
+                }
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                last = ConnectError::TimedOut {
+                    addr: addr.to_string(),
+                    secs: timeout.as_secs(),
                 }
             }
             Ok(Err(e)) => {
@@ -217,6 +252,9 @@ pub async fn connect_direct(
 
 #[derive(Debug, Error)]
 pub enum ProxyError {
+    /// The proxy's address is one the destination policy denies; nothing was sent to it.
+    #[error("the private endpoint {proxy} is at {addr}, an address the destination policy denies")]
+    Denied { proxy: String, addr: String },
     #[error("the private endpoint {proxy} is unreachable: {source}")]
     Connect {
         proxy: String,
@@ -258,12 +296,16 @@ pub async fn connect_via_proxy(
             proxy: proxy_name.clone(),
             source,
         })?;
-    let mut stream = connect_direct(&addrs, net.connect_timeout)
-        .await
-        .map_err(|source| ProxyError::Connect {
+    let mut stream = net.connect(&addrs).await.map_err(|source| match source {
+        ConnectError::Denied { addr } => ProxyError::Denied {
+            proxy: proxy_name.clone(),
+            addr,
+        },
+        source => ProxyError::Connect {
             proxy: proxy_name.clone(),
             source,
-        })?;
+        },
+    })?;
     let target = format!("{host}:{port}");
     let io = |e: std::io::Error| ProxyError::Io {
         proxy: proxy_name.clone(),

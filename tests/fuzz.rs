@@ -1,0 +1,502 @@
+//! A mutation fuzzer in `cargo test`: the manifest reader, the duration parser, Retry-After and
+//! the answer parsers (Cloud, Data Center, OAuth, through the whole engine, against a loopback
+//! server that answers with mutated real Bitbucket answers) must never panic, and what they
+//! report stays bounded.
+//!
+//! Seeds: examples/*.yaml, and tests/fuzz-seeds/bitbucket-answers.json (real answers recorded
+//! by public clients, copied here so the tests need nothing outside the repository).
+//!
+//! `BBCONN_FUZZ_CASES=N` runs N cases per target instead of the default, for a long run:
+//! `BBCONN_FUZZ_CASES=200000 cargo test --release --test fuzz`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn cases(default: u32) -> u32 {
+    std::env::var("BBCONN_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn runner(default: u32) -> TestRunner {
+    TestRunner::new(Config {
+        cases: cases(default),
+        failure_persistence: None,
+        max_shrink_iters: 2000,
+        ..Config::default()
+    })
+}
+
+const MANIFESTS: &[&str] = &[
+    include_str!("../examples/codescan.yaml"),
+    include_str!("../examples/hackolade.yaml"),
+    include_str!("../examples/oci-resource-manager.yaml"),
+    include_str!("../examples/ox-security.yaml"),
+    include_str!("../examples/terraform-enterprise.yaml"),
+];
+
+/// Values that broke parsers elsewhere, or might here.
+const TOKENS: &[&str] = &[
+    "99999999999999999999h",
+    "2562047h2562047h",
+    "0s",
+    "-1",
+    "-5m",
+    "18446744073709551615",
+    "9223372036854775808",
+    "1e308",
+    "NaN",
+    "inf",
+    "0x7f",
+    "~",
+    "null",
+    "''",
+    "\"\"",
+    "[]",
+    "{}",
+    "&a",
+    "*a",
+    "!!binary AAAA",
+    "!!str",
+    "? ",
+    "<<: *a",
+    "\t",
+    "\u{0}",
+    "\u{feff}",
+    "é",
+    "\u{10ffff}",
+    "---",
+    "...",
+    "%YAML 1.1",
+    "https://169.254.169.254",
+    "http://[::ffff:169.254.169.254]:3128",
+    "1µs",
+    ".5s",
+    "5.s",
+];
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    Insert(usize, String),
+    Delete(usize, usize),
+    Token(usize, usize),
+    Duplicate(usize, usize),
+    Truncate(usize),
+    /// A spec field set to a token, after the first `spec:`.
+    Field(usize, usize),
+}
+
+const FIELDS: &[&str] = &[
+    "interval",
+    "expiryWarning",
+    "url",
+    "flavor",
+    "network",
+    "tls",
+    "requirements",
+    "profiles",
+];
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), ".{0,8}").prop_map(|(at, s)| Mutation::Insert(at, s)),
+        (any::<usize>(), 0usize..64).prop_map(|(at, n)| Mutation::Delete(at, n)),
+        (any::<usize>(), 0..TOKENS.len()).prop_map(|(at, t)| Mutation::Token(at, t)),
+        (any::<usize>(), 0usize..256).prop_map(|(at, n)| Mutation::Duplicate(at, n)),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (0..FIELDS.len(), 0..TOKENS.len()).prop_map(|(f, t)| Mutation::Field(f, t)),
+    ]
+}
+
+fn boundary(s: &str, at: usize) -> usize {
+    let mut i = if s.is_empty() { 0 } else { at % (s.len() + 1) };
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn apply(seed: &str, muts: &[Mutation]) -> String {
+    let mut s = seed.to_string();
+    for m in muts {
+        match m {
+            Mutation::Insert(at, t) => {
+                let i = boundary(&s, *at);
+                s.insert_str(i, t);
+            }
+            Mutation::Delete(at, n) => {
+                let i = boundary(&s, *at);
+                let j = boundary(&s, i + n);
+                s.replace_range(i..j.max(i), "");
+            }
+            Mutation::Token(at, t) => {
+                // Replace the value after a ':' (or anywhere) with a token.
+                let i = boundary(&s, *at);
+                let start = s[i..].find(": ").map(|k| i + k + 2).unwrap_or(i);
+                let end = s[start..]
+                    .find(['\n', ',', '}', ']'])
+                    .map(|k| start + k)
+                    .unwrap_or(s.len());
+                s.replace_range(start..end, TOKENS[*t]);
+            }
+            Mutation::Duplicate(at, n) => {
+                let i = boundary(&s, *at);
+                let j = boundary(&s, i + n);
+                let piece = s[i..j.max(i)].to_string();
+                s.insert_str(j.max(i), &piece);
+            }
+            Mutation::Truncate(at) => {
+                let i = boundary(&s, *at);
+                s.truncate(i);
+            }
+            Mutation::Field(f, t) => {
+                if let Some(i) = s.find("spec:\n") {
+                    let line = format!("spec:\n  {}: {}\n", FIELDS[*f], TOKENS[*t]);
+                    s.replace_range(i..i + 6, &line);
+                }
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn the_manifest_reader_never_panics() {
+    let mut r = runner(64);
+    r.run(
+        &(0..MANIFESTS.len(), prop::collection::vec(mutation(), 0..8)),
+        |(seed, muts)| {
+            let text = apply(MANIFESTS[seed], &muts);
+            match bbconn::manifests::load_str("fuzz.yaml", &text, "default") {
+                Ok(conns) => {
+                    for c in conns {
+                        // The accessors of whatever was accepted are in range.
+                        let i = c.spec.interval();
+                        prop_assert!(
+                            i >= bbconn::api::MIN_INTERVAL && i <= bbconn::api::MAX_INTERVAL
+                        );
+                        prop_assert!(c.spec.expiry_warning() <= bbconn::api::MAX_EXPIRY_WARNING);
+                    }
+                }
+                Err(e) => {
+                    let m = e.to_string();
+                    prop_assert!(m.len() < 1024, "a {}-byte message: {}", m.len(), &m[..200]);
+                    prop_assert!(!m.contains("DuplicateKeyPolicy"), "{m}");
+                }
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_duration_parser_never_panics() {
+    let mut r = runner(2048);
+    let strategy = prop_oneof![
+        ".{0,40}",
+        "[0-9.]{0,30}(ns|us|µs|ms|s|m|h)?([0-9.]{0,30}(ns|us|µs|ms|s|m|h))*",
+        "[-+]?[0-9]{0,25}(\\.[0-9]{0,25})?[hms]",
+    ];
+    r.run(&strategy, |s| {
+        if let Ok(d) = bbconn::duration::parse(&s) {
+            prop_assert!(d.get().as_nanos() <= i64::MAX as u128);
+            prop_assert_eq!(bbconn::duration::parse(&d.to_string()), Ok(d));
+        }
+        let _ = bbconn::bitbucket::parse_retry_after(&s)
+            .map(|d| assert!(d <= bbconn::bitbucket::MAX_RETRY_AFTER));
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn retry_after_is_bounded_for_any_value() {
+    let mut r = runner(2048);
+    let strategy = prop_oneof![
+        "[0-9]{0,40}",
+        "(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{1,2} (Jan|Feb|Dec) [0-9]{1,6} [0-9]{2}:[0-9]{2}:[0-9]{2} (GMT|UTC|[+-][0-9]{4})",
+        ".{0,40}",
+    ];
+    r.run(&strategy, |s| {
+        if let Some(d) = bbconn::bitbucket::parse_retry_after(&s) {
+            prop_assert!(d <= bbconn::bitbucket::MAX_RETRY_AFTER);
+        }
+        Ok(())
+    })
+    .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Answers: a loopback server answers the engine's requests with mutated real answers.
+
+#[derive(Clone, Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+fn seeds() -> Vec<Answer> {
+    let v: serde_json::Value =
+        serde_json::from_str(include_str!("fuzz-seeds/bitbucket-answers.json")).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| Answer {
+            status: a["status"].as_u64().unwrap_or(200) as u16,
+            headers: a["headers"]
+                .as_object()
+                .map(|h| {
+                    h.iter()
+                        .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            body: a["body"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect()
+}
+
+const STATUSES: &[u16] = &[
+    200, 201, 204, 301, 302, 307, 400, 401, 403, 404, 405, 407, 409, 418, 429, 431, 500, 502, 503,
+    999, 100,
+];
+
+const HEADERS: &[&str] = &[
+    "retry-after",
+    "x-ausername",
+    "x-oauth-scopes",
+    "x-accepted-oauth-scopes",
+    "x-credential-type",
+    "location",
+    "content-type",
+    "x-authentication-denied-reason",
+    "www-authenticate",
+];
+
+fn answer_strategy(seeds: Arc<Vec<Answer>>) -> impl Strategy<Value = Vec<Answer>> {
+    let n = seeds.len();
+    let one = (
+        0..n,
+        prop::option::of(0..STATUSES.len()),
+        prop::collection::vec(mutation(), 0..6),
+        prop::option::of((0..HEADERS.len(), 0..TOKENS.len())),
+    )
+        .prop_map(move |(i, status, muts, header)| {
+            let mut a = seeds[i].clone();
+            if let Some(s) = status {
+                a.status = STATUSES[s];
+            }
+            a.body = apply(&a.body, &muts);
+            if let Some((h, t)) = header {
+                a.headers
+                    .push((HEADERS[h].to_string(), TOKENS[t].to_string()));
+            }
+            a
+        });
+    prop::collection::vec(one, 1..6)
+}
+
+fn serialize(a: &Answer) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {} Fuzz\r\n", a.status);
+    for (k, v) in &a.headers {
+        // Header values cannot hold CR, LF or NUL.
+        if v.bytes().all(|b| b != b'\r' && b != b'\n' && b != 0) {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", a.body.len()));
+    let mut out = head.into_bytes();
+    out.extend_from_slice(a.body.as_bytes());
+    out
+}
+
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<()> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 65536 || s.read(&mut byte).await.ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_lowercase();
+    let len = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len.min(1 << 20)];
+    s.read_exact(&mut body).await.ok()?;
+    Some(())
+}
+
+type Script = Arc<Mutex<(Vec<Answer>, usize)>>;
+
+async fn answering_server(pki: &bbconn_sim::Pki, script: Script) -> u16 {
+    let (chain, key) = pki.leaf(
+        bbconn_sim::CertMode::Good,
+        &["fuzz.bitbucket.test".to_string()],
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            let script = script.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                while read_request(&mut tls).await.is_some() {
+                    let bytes = {
+                        let mut g = script.lock().unwrap();
+                        let (answers, next) = &mut *g;
+                        let a = answers[*next % answers.len()].clone();
+                        *next += 1;
+                        serialize(&a)
+                    };
+                    if tls.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+const CONNECTIONS: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: tok, namespace: ci}
+stringData: {token: fuzz-token-0123456789, tokenId: "1234", username: alice@example.com, password: fuzz-password-0123, clientId: fuzz-client, clientSecret: fuzz-client-secret, redirectUrl: "https://ci.example.com/callback"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: test-ca, namespace: ci}
+data: {ca.crt: "CA"}
+---
+apiVersion: bbconn.dev/v1alpha1
+kind: BitbucketConnection
+metadata: {name: dc-token, namespace: ci}
+spec:
+  flavor: DataCenter
+  url: https://fuzz.bitbucket.test
+  auth: {method: AccessToken, secretRef: {name: tok}}
+  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}
+  requirements: {permissions: [REPO_ADMIN], repositories: [{name: PROJ/app, access: Admin}]}
+---
+apiVersion: bbconn.dev/v1alpha1
+kind: BitbucketConnection
+metadata: {name: dc-basic, namespace: ci}
+spec:
+  flavor: DataCenter
+  url: https://fuzz.bitbucket.test/bitbucket
+  auth: {method: Basic, secretRef: {name: tok}}
+  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}
+  requirements: {repositories: [{name: PROJ/app, access: Write}]}
+---
+apiVersion: bbconn.dev/v1alpha1
+kind: BitbucketConnection
+metadata: {name: cloud-api, namespace: ci}
+spec:
+  flavor: Cloud
+  url: https://fuzz.bitbucket.test/2.0
+  auth: {method: ApiToken, secretRef: {name: tok}}
+  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}
+  profiles: [ox-security]
+  requirements: {repositories: [{name: ws/repo, access: Admin}]}
+---
+apiVersion: bbconn.dev/v1alpha1
+kind: BitbucketConnection
+metadata: {name: cloud-oauth, namespace: ci}
+spec:
+  flavor: Cloud
+  url: https://fuzz.bitbucket.test/2.0
+  auth: {method: OAuthClientCredentials, secretRef: {name: tok}, tokenUrl: "https://fuzz.bitbucket.test/site/oauth2/access_token"}
+  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}
+  profiles: [terraform-enterprise]
+  requirements: {repositories: [{name: ws/repo, access: Admin}]}
+---
+apiVersion: bbconn.dev/v1alpha1
+kind: BitbucketConnection
+metadata: {name: dc-link, namespace: ci}
+spec:
+  flavor: DataCenter
+  url: https://fuzz.bitbucket.test
+  auth: {method: OAuthApplicationLink, secretRef: {name: tok}}
+  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}
+"#;
+
+#[test]
+fn the_answer_parsers_never_panic() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pki = bbconn_sim::Pki::new();
+    let script: Script = Arc::new(Mutex::new((seeds(), 0)));
+    let port = rt.block_on(answering_server(&pki, script.clone()));
+    let ca = serde_json::to_string(&pki.ca_pem()).unwrap();
+    let manifest = CONNECTIONS.replace("{ca.crt: \"CA\"}", &format!("{{ca.crt: {ca}}}"));
+    let conns = bbconn::manifests::load_str("fuzz.yaml", &manifest, "ci").unwrap();
+    let net = bbconn::cli::NetArgs {
+        address_class: vec!["127.0.0.0/8=public".parse().unwrap()],
+        connect_to: vec![
+            format!("fuzz.bitbucket.test:443:127.0.0.1:{port}")
+                .parse()
+                .unwrap(),
+        ],
+        connect_timeout: 2,
+        request_timeout: 2,
+        ..Default::default()
+    };
+    let env = Arc::new(bbconn::engine::Env::new(net.net_config()));
+    let seeds = Arc::new(seeds());
+    let mut r = runner(32);
+    r.run(&answer_strategy(seeds), |answers| {
+        *script.lock().unwrap() = (answers, 0);
+        let reports = rt.block_on(bbconn::cli::check_all(&env, &conns, 8));
+        prop_assert_eq!(reports.len(), conns.len());
+        for (c, report) in conns.iter().zip(&reports) {
+            let status = bbconn::status::build(
+                report,
+                &bbconn::status::remedy_context(&c.namespace, &c.spec),
+                None,
+                None,
+                jiff::Timestamp::now(),
+            );
+            let text = serde_json::to_string(&status).unwrap();
+            // Bounded: a mutated answer of any size gives a status of a few KiB.
+            prop_assert!(text.len() < 64 << 10, "{}: {} bytes", c.name, text.len());
+            for p in &status.problems {
+                prop_assert!(p.message.len() < 2048, "{}: {}", c.name, p.message);
+            }
+            for secret in [
+                "fuzz-token-0123456789",
+                "fuzz-password-0123",
+                "fuzz-client-secret",
+            ] {
+                prop_assert!(!text.contains(secret), "{}: {secret} in {text}", c.name);
+            }
+        }
+        Ok(())
+    })
+    .unwrap();
+}
