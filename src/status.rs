@@ -176,6 +176,7 @@ pub fn build(
             .as_ref()
             .map(crate::checks::tls::certificate_info),
         credential: report.credential.clone(),
+        git: report.git.clone(),
         digest: None,
     }
 }
@@ -272,6 +273,7 @@ pub fn compact(s: &BitbucketConnectionStatus) -> BitbucketConnectionStatus {
             expires_at: c.expires_at.clone(),
             ..Default::default()
         }),
+        git: None,
         digest: Some(digest(s)),
     }
 }
@@ -318,6 +320,7 @@ mod tests {
             server: None,
             certificate: None,
             credential: None,
+            git: None,
             requests: vec![],
             durations: vec![],
         };
