@@ -67,7 +67,9 @@ pub async fn whoami(api: &mut Api<'_>) -> Result<UserAnswer, Finding> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RepoAnswer {
     /// `clone`: the https clone URL Bitbucket advertises (links.clone).
-    Visible { clone: Option<String> },
+    Visible {
+        clone: Option<String>,
+    },
     NotFound(String),
     /// 403: the credential lacks a scope the endpoint needs; the message lists them.
     ScopeMissing(String),

@@ -171,7 +171,10 @@ fn paged_nonempty(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RepoAnswer {
     /// `clone`: the http(s) clone URL Bitbucket advertises (links.clone, name "http").
-    Visible { name: String, clone: Option<String> },
+    Visible {
+        name: String,
+        clone: Option<String>,
+    },
     NotFound(String),
 }
 

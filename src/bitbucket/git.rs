@@ -43,9 +43,15 @@ pub struct Advertisement {
 pub enum Answer {
     Advertised(Advertisement),
     /// 401 or 403 (or 404): `message` is the answer's text (git prints it after `remote:`).
-    Refused { status: u16, message: String },
+    Refused {
+        status: u16,
+        message: String,
+    },
     /// 200 (or another status) with something that is not git: a login page, a proxy's answer.
-    NotGit { status: u16, detail: String },
+    NotGit {
+        status: u16,
+        detail: String,
+    },
 }
 
 /// `GET {repo_path}/info/refs?service=…` on `api`'s origin, with `api`'s credential. `repo_path`
@@ -148,7 +154,9 @@ pub fn parse_advertisement(
                     .ok_or_else(|| format!("ref line {text:?} is not \"<id> <name>\""))?;
                 if !(id.len() == 40 || id.len() == 64) || !id.bytes().all(|b| b.is_ascii_hexdigit())
                 {
-                    return Err(format!("ref line {text:?} does not start with an object id"));
+                    return Err(format!(
+                        "ref line {text:?} does not start with an object id"
+                    ));
                 }
                 // An empty repository advertises only its capabilities (gitprotocol-pack.txt).
                 if !(first_ref && name == "capabilities^{}" && id.bytes().all(|b| b == b'0')) {
@@ -306,7 +314,10 @@ mod tests {
     fn an_empty_repository_has_no_refs() {
         let body = advert(
             "git-receive-pack",
-            &[&format!("{} capabilities^{{}}\0report-status\n", "0".repeat(40))],
+            &[&format!(
+                "{} capabilities^{{}}\0report-status\n",
+                "0".repeat(40)
+            )],
         );
         let a = parse_advertisement(
             Service::ReceivePack,

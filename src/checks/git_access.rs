@@ -238,11 +238,7 @@ pub fn check(
         .collect();
     CheckResult::passed(
         Check::GitAccess,
-        format!(
-            "git can {what} {} with {}",
-            repos.join(", "),
-            sent(form)
-        ),
+        format!("git can {what} {} with {}", repos.join(", "), sent(form)),
     )
     .with_warnings(warnings)
 }
@@ -339,12 +335,14 @@ pub fn clone_mismatch(
     }
     let cctx = context_path(flavor, clone.path());
     if cctx != ctx {
-        let show = |c: &str| if c.is_empty() { "/".to_string() } else { c.to_string() };
-        differs.push(format!(
-            "context path {} (not {})",
-            show(&cctx),
-            show(&ctx)
-        ));
+        let show = |c: &str| {
+            if c.is_empty() {
+                "/".to_string()
+            } else {
+                c.to_string()
+            }
+        };
+        differs.push(format!("context path {} (not {})", show(&cctx), show(&ctx)));
     }
     if differs.is_empty() {
         return None;
@@ -440,7 +438,13 @@ mod tests {
             (f.scheme, f.username.as_deref()),
             (Scheme::Basic, Some("alice"))
         );
-        assert!(form(&inputs(Flavor::DataCenter, AuthMethod::OAuthApplicationLink)).is_none());
+        assert!(
+            form(&inputs(
+                Flavor::DataCenter,
+                AuthMethod::OAuthApplicationLink
+            ))
+            .is_none()
+        );
         // What the consumer sends wins, and the needed form is still named.
         let mut i = inputs(Flavor::Cloud, AuthMethod::ApiToken);
         i.spec_username = Some("alice@example.com");
@@ -473,7 +477,10 @@ mod tests {
         assert_eq!(
             j(
                 Service::UploadPack,
-                &refused(403, "To access this repository, enable two-step authentication.")
+                &refused(
+                    403,
+                    "To access this repository, enable two-step authentication."
+                )
             ),
             Some(Cause::GitTwoStepRequired)
         );
@@ -482,7 +489,13 @@ mod tests {
             Some(Cause::GitAuthRejected)
         );
         assert_eq!(
-            j(Service::ReceivePack, &refused(403, "The requested repository either does not exist or you do not have access.")),
+            j(
+                Service::ReceivePack,
+                &refused(
+                    403,
+                    "The requested repository either does not exist or you do not have access."
+                )
+            ),
             Some(Cause::GitPushDenied)
         );
         let msg = judge(Service::UploadPack, &refused(401, "x"), &f, "acme/app")

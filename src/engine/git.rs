@@ -56,7 +56,7 @@ pub(super) async fn step(
         (Scheme::Basic, Some(u)) => basic(u, &secret),
         _ => bearer(&secret),
     };
-    let access = spec.git_access();
+    let access = t.req.git;
     let api_origin = &t.api_origin;
     let mut warnings = Vec::new();
     let mut probes = Vec::new();
@@ -75,8 +75,13 @@ pub(super) async fn step(
         {
             warnings.push(w);
         }
-        let checked =
-            git_access::checked_url(spec.flavor, &api_origin.url, owner, slug, advertised.as_ref());
+        let checked = git_access::checked_url(
+            spec.flavor,
+            &api_origin.url,
+            owner,
+            slug,
+            advertised.as_ref(),
+        );
         repositories.push(GitRepository {
             name: name.clone(),
             clone_url: advertised
@@ -212,7 +217,11 @@ async fn open_other(
     o: &Origin,
     report: &mut Report,
 ) -> Result<Session, CheckResult> {
-    let allowed = t.req.ports.clone().unwrap_or_else(|| t.spec.allowed_ports());
+    let allowed = t
+        .req
+        .ports
+        .clone()
+        .unwrap_or_else(|| t.spec.allowed_ports());
     let mut sink = crate::api::ServerInfo::default();
     let mut sub = Progress::new();
     match open(env, t, o, &allowed, &mut sub, &mut sink, report).await {
@@ -226,7 +235,11 @@ async fn open_other(
                     _ => None,
                 })
                 .map(|mut f| {
-                    f.message = format!("clone URL origin {}: {}", o.url.origin().ascii_serialization(), f.message);
+                    f.message = format!(
+                        "clone URL origin {}: {}",
+                        o.url.origin().ascii_serialization(),
+                        f.message
+                    );
                     f
                 })
                 .unwrap_or_else(|| {
