@@ -889,44 +889,6 @@ fn issue_response(shared: &Shared, consumer: usize, state: &str) -> Resp {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn legacy_scope_implications() {
-        let s = |v: &[&str]| expand_legacy(&v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>());
-        assert!(s(&["repository:write"]).contains("repository"));
-        assert!(!s(&["repository:admin"]).contains("repository"));
-        let pr = s(&["pullrequest:write"]);
-        assert!(
-            pr.contains("repository:write")
-                && pr.contains("repository")
-                && pr.contains("pullrequest")
-        );
-        assert!(s(&["account:write"]).contains("account"));
-        assert!(s(&["pipeline:variable"]).contains("pipeline"));
-    }
-
-    #[test]
-    fn bbql_subset() {
-        assert_eq!(parse_query("slug=\"app\""), Some(("slug", "app")));
-        assert_eq!(parse_query("name = \"My App\""), Some(("name", "My App")));
-        assert_eq!(parse_query("slug~\"app\""), None);
-        assert_eq!(parse_query("owner=\"x\""), None);
-    }
-
-    #[test]
-    fn rolling_window() {
-        let s = State::default();
-        assert!(s.admit("k", 2).is_ok());
-        assert!(s.admit("k", 2).is_ok());
-        let retry = s.admit("k", 2);
-        assert!(matches!(retry, Err(n) if n > 3500 && n <= 3600));
-        assert!(s.admit("other", 2).is_ok());
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // git over HTTPS (BITBUCKET-API.md, "Git over HTTPS"); the protocol is in `git.rs`.
 
@@ -1075,4 +1037,42 @@ pub(crate) fn git_mainbranch(shared: &Shared, ws: &str, slug: &str) -> Option<St
         .iter()
         .find(|r| r.slug == slug)
         .map(|r| r.mainbranch.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_scope_implications() {
+        let s = |v: &[&str]| expand_legacy(&v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>());
+        assert!(s(&["repository:write"]).contains("repository"));
+        assert!(!s(&["repository:admin"]).contains("repository"));
+        let pr = s(&["pullrequest:write"]);
+        assert!(
+            pr.contains("repository:write")
+                && pr.contains("repository")
+                && pr.contains("pullrequest")
+        );
+        assert!(s(&["account:write"]).contains("account"));
+        assert!(s(&["pipeline:variable"]).contains("pipeline"));
+    }
+
+    #[test]
+    fn bbql_subset() {
+        assert_eq!(parse_query("slug=\"app\""), Some(("slug", "app")));
+        assert_eq!(parse_query("name = \"My App\""), Some(("name", "My App")));
+        assert_eq!(parse_query("slug~\"app\""), None);
+        assert_eq!(parse_query("owner=\"x\""), None);
+    }
+
+    #[test]
+    fn rolling_window() {
+        let s = State::default();
+        assert!(s.admit("k", 2).is_ok());
+        assert!(s.admit("k", 2).is_ok());
+        let retry = s.admit("k", 2);
+        assert!(matches!(retry, Err(n) if n > 3500 && n <= 3600));
+        assert!(s.admit("other", 2).is_ok());
+    }
 }
