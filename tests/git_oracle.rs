@@ -104,7 +104,7 @@ fn cases() -> Vec<Case> {
             "ApiToken",
             ALICE_API,
             "acme/infra",
-            "username: alice@example.com",
+            "access: Write, username: alice@example.com",
             "/acme/infra.git",
             Basic("alice@example.com", "cloud-api-alice-full-0001"),
             "GitAuthRejected",
@@ -446,6 +446,31 @@ async fn bbconn_agrees_with_git() {
         manifest.push_str(&connection(NS, c.name, &c.spec, &c.secret));
     }
     let out = world.check(&manifest).await;
+    // The lockout rule: once git refused a credential, bbconn does not send it again in the run
+    // (no receive-pack after the refused upload-pack).
+    let refused = bbconn::credential::basic("alice@example.com", "cloud-api-alice-full-0001");
+    let sent_refused = world
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/info/refs"))
+        .filter(|r| r.authorization.as_deref() == refused.to_str().ok())
+        .count();
+    assert_eq!(sent_refused, 1, "the refused git credential was sent again");
+    // status.git: the clone URL Bitbucket advertised and the form to configure, never the secret.
+    let git_status = &out.status("cloud-api-static-user")["git"];
+    assert_eq!(git_status["username"], "x-bitbucket-api-token-auth");
+    assert_eq!(git_status["scheme"], "Basic");
+    assert_eq!(
+        git_status["repositories"][0]["cloneUrl"],
+        "https://bitbucket.org/acme/infra.git"
+    );
+    assert_eq!(
+        out.status("dc-project-token-bearer")["git"]["scheme"],
+        "Bearer"
+    );
+    assert!(!out.stdout.contains("cloud-api-alice-full-0001"));
+    assert!(!out.stdout.contains("dc-project-token-0109"));
     let git = std::sync::Arc::new(git);
     let mut rows = Vec::new();
     for c in cases {
