@@ -1,6 +1,7 @@
 //! `cargo bench --bench check`: `bbconn check`'s engine over 1,000 connections against the
 //! simulator on loopback, and the floor on the same loopback: a bare TLS handshake per connection
-//! plus the same number of HTTP round trips. Reports connections per second for both and the
+//! plus the same number of HTTP round trips (the REST probes and GitAccess's two git
+//! advertisements, upload-pack and receive-pack, on the same connection). Reports connections per second for both and the
 //! ratio (goal: within 1.5x of the floor).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -39,7 +40,7 @@ fn manifest(ca_pem: &str) -> String {
     m.push_str("---\napiVersion: v1\nkind: Secret\nmetadata: {name: tok, namespace: bench}\nstringData: {token: bench-token-0001, tokenId: \"1\"}\n");
     for i in 0..CONNECTIONS {
         m.push_str(&format!(
-            "---\napiVersion: bbconn.dev/v1alpha1\nkind: BitbucketConnection\nmetadata: {{name: c{i}, namespace: bench}}\nspec:\n  flavor: DataCenter\n  url: https://bitbucket.example.com\n  auth: {{method: AccessToken, secretRef: {{name: tok}}}}\n  tls: {{caBundleRef: {{kind: ConfigMap, name: ca}}}}\n  requirements: {{permissions: [REPO_ADMIN], repositories: [{{name: PROJ/app, access: Admin}}]}}\n"
+            "---\napiVersion: bbconn.dev/v1alpha1\nkind: BitbucketConnection\nmetadata: {{name: c{i}, namespace: bench}}\nspec:\n  flavor: DataCenter\n  url: https://bitbucket.example.com\n  auth: {{method: AccessToken, secretRef: {{name: tok}}}}\n  tls: {{caBundleRef: {{kind: ConfigMap, name: ca}}}}\n  requirements: {{permissions: [REPO_ADMIN], repositories: [{{name: PROJ/app, access: Admin}}]}}\n  git: {{access: Write}}\n"
         ));
     }
     m
@@ -85,6 +86,13 @@ async fn main() {
         engine_best = engine_best.min(took);
     }
     let per_conn = requests / CONNECTIONS;
+    // GitAccess with access Write: the upload-pack and receive-pack advertisements.
+    const GIT_TRIPS: usize = 2;
+    assert!(
+        per_conn > GIT_TRIPS,
+        "the engine asked git for its advertisements"
+    );
+    let git_auth = bbconn::credential::bearer("bench-token-0001");
 
     // The floor: the same TLS stack and trust, one handshake and `per_conn` GETs per connection.
     let trust = Trust::new(&parse_pem_certs(pki.ca_pem().as_bytes()).unwrap(), true).unwrap();
@@ -94,6 +102,7 @@ async fn main() {
         futures::stream::iter(0..CONNECTIONS)
             .map(|_| {
                 let trust = trust.clone();
+                let git_auth = git_auth.clone();
                 async move {
                     let tcp = NetConfig::default().connect(&[addr]).await.unwrap();
                     let hs =
@@ -108,12 +117,24 @@ async fn main() {
                     )
                     .await
                     .unwrap();
-                    for _ in 0..per_conn {
+                    for _ in 0..per_conn - GIT_TRIPS {
                         let r = s
                             .send(
                                 http::Method::GET,
                                 "/rest/api/latest/application-properties",
                                 None,
+                                None,
+                            )
+                            .await
+                            .unwrap();
+                        assert_eq!(r.status, 200);
+                    }
+                    for service in ["git-upload-pack", "git-receive-pack"] {
+                        let r = s
+                            .send(
+                                http::Method::GET,
+                                &format!("/scm/proj/app.git/info/refs?service={service}"),
+                                Some(&git_auth),
                                 None,
                             )
                             .await
@@ -137,7 +158,7 @@ async fn main() {
         engine_best.as_secs_f64()
     );
     println!(
-        "  floor:  {:>8.1} connections/s ({:.3} s)  (TLS handshake + {per_conn} HTTP round trips each)",
+        "  floor:  {:>8.1} connections/s ({:.3} s)  (TLS handshake + {per_conn} HTTP round trips each, {GIT_TRIPS} of them git's)",
         rate(floor_best),
         floor_best.as_secs_f64()
     );

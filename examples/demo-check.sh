@@ -4,7 +4,7 @@
 # bbconn where the example host names really are, as curl's --connect-to would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release
+bin=${BBCONN_BIN_DIR:-target/release}
 demo=target/demo
 mkdir -p "$demo"
 

@@ -73,6 +73,9 @@ pub struct BitbucketConnectionSpec {
     pub tls: Option<Tls>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
+    /// What the consumer does with the listed repositories over git (default: Read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<Git>,
     /// How often to re-check when nothing changed (Go duration, e.g. 10m), from 1s to 24h. Default 10m.
     #[serde(
         default,
@@ -312,6 +315,41 @@ pub struct PrivateEndpoint {
     pub proxy_url: String,
 }
 
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Git {
+    /// Read: clone and fetch (the git-upload-pack advertisement). Write: also push, proved by the
+    /// git-receive-pack advertisement (bbconn never pushes). Default Read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<GitAccessLevel>,
+    /// The user name the consumer sends to git with the Secret's token or password, when it is
+    /// not the one git needs for this method (status.git.username names that one). bbconn then
+    /// checks git with exactly this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub username: Option<String>,
+}
+
+#[derive(
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    JsonSchema,
+)]
+pub enum GitAccessLevel {
+    #[default]
+    Read,
+    Write,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Status
 
@@ -336,6 +374,10 @@ pub struct BitbucketConnectionStatus {
     pub certificate: Option<CertificateInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<CredentialInfo>,
+    /// How the consumer reaches the repositories over git: the clone URLs and the credential form
+    /// to configure (never the secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitInfo>,
     /// In the operator's cache only: a digest of the full status it stands for (see
     /// `status::compact`). Never serialized.
     #[serde(skip)]
@@ -423,7 +465,35 @@ pub enum ExpirySource {
     Unknown,
 }
 
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitInfo {
+    /// Read or Write, as checked.
+    pub access: GitAccessLevel,
+    /// Basic or Bearer: how git sends the credential.
+    pub scheme: String,
+    /// The user name to configure in the consumer with the token or password (Basic only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// How to configure the consumer, in words.
+    pub configure: String,
+    #[serde(default)]
+    pub repositories: Vec<GitRepository>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitRepository {
+    pub name: String,
+    /// The https clone URL Bitbucket advertises for it (links.clone), without user info.
+    pub clone_url: String,
+}
+
 impl BitbucketConnectionSpec {
+    pub fn git_access(&self) -> GitAccessLevel {
+        self.git.as_ref().and_then(|g| g.access).unwrap_or_default()
+    }
+
     pub fn base_url(&self) -> &str {
         match (&self.url, self.flavor) {
             (Some(u), _) => u.as_str(),

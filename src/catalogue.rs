@@ -21,10 +21,11 @@ pub enum Check {
     Authenticated,
     ScopesSufficient,
     RepositoryAccess,
+    GitAccess,
 }
 
 impl Check {
-    pub const ALL: [Check; 7] = [
+    pub const ALL: [Check; 8] = [
         Check::CredentialsResolved,
         Check::NetworkPathValid,
         Check::Reachable,
@@ -32,6 +33,7 @@ impl Check {
         Check::Authenticated,
         Check::ScopesSufficient,
         Check::RepositoryAccess,
+        Check::GitAccess,
     ];
 
     /// The condition type.
@@ -44,6 +46,7 @@ impl Check {
             Check::Authenticated => "Authenticated",
             Check::ScopesSufficient => "ScopesSufficient",
             Check::RepositoryAccess => "RepositoryAccess",
+            Check::GitAccess => "GitAccess",
         }
     }
 
@@ -64,6 +67,9 @@ impl Check {
             Check::ScopesSufficient => "the credential holds every required scope or permission",
             Check::RepositoryAccess => {
                 "every listed repository exists and the credential has the required access to it"
+            }
+            Check::GitAccess => {
+                "git over HTTPS works for every listed repository as the consumer will use it: the smart-HTTP advertisement of git-upload-pack (and of git-receive-pack when spec.git.access is Write) answers with refs for this credential, sent in the username form that git needs for it"
             }
         }
     }
@@ -266,6 +272,24 @@ catalogue! {
     InsufficientRepositoryPermission { check: Some(RepositoryAccess), effect: FAIL, source: "seed 000: admin or owner; seed 004: repository write",
         when: "the access is below what is required",
         remedy: "Grant the credential's user the access named in the message on the repository (or its project), or lower spec.requirements." }
+    GitAuthRejected { check: Some(GitAccess), effect: FAIL, source: "Atlassian: using API tokens and access tokens with git; Argo CD #9667, Flux pkg #442",
+        when: "REST accepts the credential but git does not (a username form git refuses for this kind of token, git over HTTPS disabled)",
+        remedy: "Configure the consumer with the git credential form the message names (status.git.username): Cloud API token: username x-bitbucket-api-token-auth (or your Bitbucket username, never the email); Cloud access token or OAuth: username x-token-auth; Data Center personal token: the token owner's user name; Data Center project or repository token: no username, Authorization: Bearer. Then set spec.git.username to what the consumer sends (or remove it)." }
+    GitIpNotAllowlisted { check: Some(GitAccess), effect: FAIL, source: "Atlassian KB: Error 403 when performing Git operations (IP allowlisting)",
+        when: "Bitbucket refuses git from this address: the workspace's IP allowlist does not hold it",
+        remedy: "Ask a workspace admin to add the consumer's egress address to the workspace's IP allowlist (Workspace settings > IP allowlisting); bbconn checks from its own address, so allow that too." }
+    GitTwoStepRequired { check: Some(GitAccess), effect: FAIL, source: "Atlassian KB: Error 403 when performing Git operations (two-step verification)",
+        when: "the workspace requires two-step verification, and the credential's user has not enabled it",
+        remedy: "Enable two-step verification on the account the credential belongs to, or use a repository, project or workspace access token (username x-token-auth), which two-step verification does not apply to." }
+    GitPushDenied { check: Some(GitAccess), effect: FAIL, source: "seed 004: repository write; Atlassian KB: Git push returns error code 403",
+        when: "spec.git.access is Write, and Bitbucket refuses the git-receive-pack advertisement (no push permission)",
+        remedy: "Give the credential write access for git (Cloud: scope write:repository:bitbucket or repository:write; Data Center: REPO_WRITE, and write permission on the repository), or set spec.git.access: Read if the consumer only clones." }
+    GitUnverifiable { check: Some(GitAccess), effect: Effect::Unverifiable, source: "bbconn: never assume git works",
+        when: "the method cannot do git without a person (an application link has no token until someone grants access)",
+        remedy: "Clone a listed repository once through the consumer after a person has granted it access: bbconn cannot test git for an application link." }
+    CloneUrlMismatch { check: Some(GitAccess), effect: Effect::Warn, source: "bbconn: a server behind a reverse proxy advertises another base URL",
+        when: "the clone URL Bitbucket advertises differs from spec.url in scheme, host, port or context path",
+        remedy: "Set Bitbucket's base URL (Administration > Server settings) to the address consumers use, or point the consumer at the clone URL the message names; bbconn checked git at spec.url." }
     ServerError { check: None, effect: Effect::Transient, source: "bbconn",
         when: "Bitbucket answered 5xx",
         remedy: "Bitbucket failed to answer; bbconn retries with backoff. If it lasts, check the server's health." }

@@ -5,6 +5,8 @@
 //!   -> reachable (URL, TCP or CONNECT tunnel) -> TLS -> authenticated -> scopes -> repositories
 //! ```
 //!
+//! then git (GitAccess, in `engine/git.rs`).
+//!
 //! Each step's verdict is decided by its module in `checks/`; this file does the I/O between them
 //! and stops at the first failure, marking the rest NotChecked. It holds no state between runs:
 //! the operator and `bbconn check` both call [`run`].
@@ -28,6 +30,8 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod git;
 
 /// One connection to check, with what it references already fetched.
 pub struct Target<'a> {
@@ -63,6 +67,7 @@ pub struct Probed {
     server: Option<ServerInfo>,
     certificate: Option<LeafInfo>,
     credential: Option<CredentialInfo>,
+    git: Option<crate::api::GitInfo>,
     requests: Vec<(String, u16)>,
     rate_limits: Vec<(String, crate::bitbucket::RateLimit)>,
     durations: Vec<(Check, Duration)>,
@@ -184,6 +189,8 @@ pub struct Report {
     pub server: Option<ServerInfo>,
     pub certificate: Option<LeafInfo>,
     pub credential: Option<CredentialInfo>,
+    /// Clone URLs and the git credential form (GitAccess).
+    pub git: Option<crate::api::GitInfo>,
     /// (host, status) of every Bitbucket request, for metrics.
     pub requests: Vec<(String, u16)>,
     /// What Bitbucket said of the rate limit, per host.
@@ -200,6 +207,7 @@ impl Report {
             server: None,
             certificate: None,
             credential: None,
+            git: None,
             requests: Vec::new(),
             rate_limits: Vec::new(),
             durations: Vec::new(),
@@ -382,6 +390,7 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
     report.server = probed.server;
     report.certificate = probed.certificate;
     report.credential = probed.credential;
+    report.git = probed.git;
     report.requests = probed.requests;
     report.rate_limits = probed.rate_limits;
     crate::scrub::report(&mut report, &credential);
@@ -405,6 +414,7 @@ async fn probe(env: &Env, input: &ProbeInput) -> Probed {
         server: report.server,
         certificate: report.certificate,
         credential: report.credential,
+        git: report.git,
         requests: report.requests,
         rate_limits: report.rate_limits,
         durations,
@@ -691,9 +701,15 @@ async fn run_checks(
     }
 
     // RepositoryAccess
-    let repos = repositories_result(spec, req, &identity, &mut api).await;
+    let mut clones = BTreeMap::new();
+    let repos = repositories_result(spec, req, &identity, &mut api, &mut clones).await;
     collect(report, &api);
-    p.record(repos);
+    if !p.record(repos) {
+        return Err(Stop);
+    }
+
+    // GitAccess
+    git::step(env, t, &mut session, &identity, &clones, p, report).await;
     Ok(())
 }
 
@@ -787,6 +803,7 @@ async fn repositories_result(
     req: &Effective,
     identity: &Identity,
     api: &mut Api<'_>,
+    clones: &mut BTreeMap<String, Option<String>>,
 ) -> CheckResult {
     if !req.repositories.is_empty() && identity.authorization.is_none() {
         return CheckResult::failed(
@@ -809,8 +826,8 @@ async fn repositories_result(
             );
         };
         let observed = match spec.flavor {
-            Flavor::Cloud => cloud_access(api, owner, slug, *required).await,
-            Flavor::DataCenter => dc_access(api, owner, slug, *required).await,
+            Flavor::Cloud => cloud_access(api, owner, slug, *required, clones, name).await,
+            Flavor::DataCenter => dc_access(api, owner, slug, *required, clones, name).await,
         };
         match observed {
             Ok(o) => results.push((name.clone(), *required, o)),
@@ -825,11 +842,15 @@ async fn cloud_access(
     ws: &str,
     slug: &str,
     required: Access,
+    clones: &mut BTreeMap<String, Option<String>>,
+    name: &str,
 ) -> Result<Observed, Finding> {
     match cloud::repository(api, ws, slug).await? {
         cloud::RepoAnswer::NotFound(m) => return Ok(Observed::NotFound(m)),
         cloud::RepoAnswer::ScopeMissing(m) => return Ok(Observed::ScopeMissing(m)),
-        cloud::RepoAnswer::Visible => {}
+        cloud::RepoAnswer::Visible { clone } => {
+            clones.insert(name.to_string(), clone);
+        }
     }
     // Ask only as high as needed, then one rung lower to say what the credential has instead.
     if required >= Access::Write {
@@ -848,10 +869,15 @@ async fn dc_access(
     project: &str,
     slug: &str,
     required: Access,
+    clones: &mut BTreeMap<String, Option<String>>,
+    listed: &str,
 ) -> Result<Observed, Finding> {
     let name = match datacenter::repository(api, project, slug).await? {
         datacenter::RepoAnswer::NotFound(m) => return Ok(Observed::NotFound(m)),
-        datacenter::RepoAnswer::Visible { name } => name,
+        datacenter::RepoAnswer::Visible { name, clone } => {
+            clones.insert(listed.to_string(), clone);
+            name
+        }
     };
     if required == Access::Admin
         && datacenter::repo_permission(api, project, &name, slug, DcPermission::RepoAdmin).await?

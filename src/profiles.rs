@@ -1,7 +1,9 @@
 //! Profiles: what each consuming system needs of a connection, from its own documentation
 //! (shared/seeds/, one page per profile). Merged with `spec.requirements`.
 
-use crate::api::{Access, AuthMethod, BitbucketConnectionSpec, DcPermission, Flavor, Profile};
+use crate::api::{
+    Access, AuthMethod, BitbucketConnectionSpec, DcPermission, Flavor, GitAccessLevel, Profile,
+};
 use std::collections::BTreeSet;
 
 /// The requirements a connection is checked against.
@@ -13,6 +15,8 @@ pub struct Effective {
     pub repositories: Vec<(String, Access)>,
     /// None: the spec's allowedPorts (default 443).
     pub ports: Option<Vec<u16>>,
+    /// What git must allow on the listed repositories: spec.git.access and the profiles'.
+    pub git: GitAccessLevel,
 }
 
 pub struct ProfileDef {
@@ -28,6 +32,8 @@ pub struct ProfileDef {
     pub ports: Option<&'static [u16]>,
     /// Methods the consumer can use.
     pub methods: &'static [AuthMethod],
+    /// What the consumer does over git: every seed's consumer clones; Hackolade also pushes.
+    pub git: GitAccessLevel,
 }
 
 pub static PROFILES: &[ProfileDef] = &[
@@ -42,6 +48,7 @@ pub static PROFILES: &[ProfileDef] = &[
         repository_access: Access::Admin,
         ports: Some(&[443]),
         methods: &[AuthMethod::AccessToken],
+        git: GitAccessLevel::Read,
     },
     // Seed 001: the 17 API-token scopes OX Security lists.
     ProfileDef {
@@ -72,6 +79,7 @@ pub static PROFILES: &[ProfileDef] = &[
         repository_access: Access::Read,
         ports: None,
         methods: &[AuthMethod::ApiToken],
+        git: GitAccessLevel::Read,
     },
     // Seed 002: a private OAuth consumer with Account Write, Repositories Admin, Pull requests
     // Write, Webhooks Read and write; admin on the team's repositories.
@@ -93,6 +101,7 @@ pub static PROFILES: &[ProfileDef] = &[
             AuthMethod::OAuthClientCredentials,
             AuthMethod::OAuthApplicationLink,
         ],
+        git: GitAccessLevel::Read,
     },
     // Seed 003: an incoming application link with Repositories - Admin.
     ProfileDef {
@@ -105,6 +114,7 @@ pub static PROFILES: &[ProfileDef] = &[
         repository_access: Access::Admin,
         ports: None,
         methods: &[AuthMethod::OAuthApplicationLink],
+        git: GitAccessLevel::Read,
     },
     // Seed 004: a personal access token with at least repository write, not expired.
     ProfileDef {
@@ -117,6 +127,7 @@ pub static PROFILES: &[ProfileDef] = &[
         repository_access: Access::Write,
         ports: None,
         methods: &[AuthMethod::AccessToken, AuthMethod::Basic],
+        git: GitAccessLevel::Write,
     },
 ];
 
@@ -129,6 +140,7 @@ pub fn def(p: Profile) -> &'static ProfileDef {
 pub fn effective(spec: &BitbucketConnectionSpec) -> Result<Effective, String> {
     let mut e = Effective::default();
     let mut min_access = Access::Read;
+    e.git = spec.git_access();
     for p in &spec.profiles {
         let d = def(*p);
         if d.flavor != spec.flavor {
@@ -146,6 +158,7 @@ pub fn effective(spec: &BitbucketConnectionSpec) -> Result<Effective, String> {
         e.scopes.extend(d.scopes.iter().map(|s| s.to_string()));
         e.permissions.extend(d.permissions.iter().copied());
         min_access = min_access.max(d.repository_access);
+        e.git = e.git.max(d.git);
         if let Some(ports) = d.ports {
             let current = e.ports.take().unwrap_or_else(|| spec.allowed_ports());
             e.ports = Some(current.into_iter().filter(|p| ports.contains(p)).collect());

@@ -176,6 +176,7 @@ pub fn build(
             .as_ref()
             .map(crate::checks::tls::certificate_info),
         credential: report.credential.clone(),
+        git: report.git.clone(),
         digest: None,
     }
 }
@@ -273,6 +274,7 @@ pub fn compact(s: &BitbucketConnectionStatus) -> BitbucketConnectionStatus {
             withheld_since: c.withheld_since.clone(),
             ..Default::default()
         }),
+        git: None,
         digest: Some(digest(s)),
     }
 }
@@ -319,6 +321,7 @@ mod tests {
             server: None,
             certificate: None,
             credential: None,
+            git: None,
             requests: vec![],
             rate_limits: vec![],
             durations: vec![],

@@ -720,6 +720,109 @@ fn cases() -> Vec<Case> {
             "True",
             "AllChecksPassed",
         ),
+        // GitAccess (tests/git_oracle.rs checks these verdicts against the real git client)
+        case(
+            "git-auth-rejected",
+            spec(
+                "Cloud",
+                "https://api.bitbucket.org/2.0",
+                "ApiToken",
+                "git-auth-rejected",
+                &format!(
+                    "{CA}\n  requirements: {{repositories: [{{name: acme/infra}}]}}\n  git: {{username: alice@example.com}}"
+                ),
+            ),
+            &[
+                ("username", "alice@example.com"),
+                ("token", "cloud-api-alice-full-0001"),
+            ],
+            "GitAccess",
+            "False",
+            "GitAuthRejected",
+        ),
+        case(
+            "git-ip-allowlist",
+            spec(
+                "Cloud",
+                "https://api.bitbucket.org/2.0",
+                "ApiToken",
+                "git-ip-allowlist",
+                &format!("{CA}\n  requirements: {{repositories: [{{name: locked/vault}}]}}"),
+            ),
+            &[
+                ("username", "alice@example.com"),
+                ("token", "cloud-api-alice-full-0001"),
+            ],
+            "GitAccess",
+            "False",
+            "GitIpNotAllowlisted",
+        ),
+        case(
+            "git-two-step",
+            spec(
+                "Cloud",
+                "https://api.bitbucket.org/2.0",
+                "ApiToken",
+                "git-two-step",
+                &format!("{CA}\n  requirements: {{repositories: [{{name: secure/payments}}]}}"),
+            ),
+            &[
+                ("username", "alice@example.com"),
+                ("token", "cloud-api-alice-full-0001"),
+            ],
+            "GitAccess",
+            "False",
+            "GitTwoStepRequired",
+        ),
+        case(
+            "git-push-denied",
+            dc(
+                "git-push-denied",
+                &format!(
+                    "{CA}\n  requirements: {{repositories: [{{name: PROJ/app}}]}}\n  git: {{access: Write}}"
+                ),
+            ),
+            &[
+                ("token", "dc-alice-read-token-0104"),
+                ("tokenId", "100000000002"),
+            ],
+            "GitAccess",
+            "False",
+            "GitPushDenied",
+        ),
+        case(
+            "git-unverifiable",
+            spec(
+                "DataCenter",
+                "https://bitbucket.example.com",
+                "OAuthApplicationLink",
+                "git-unverifiable",
+                &format!("{CA}\n  requirements: {{repositories: [{{name: PROJ/app}}]}}"),
+            ),
+            &[
+                ("clientId", "codescan-client"),
+                ("clientSecret", "codescan-secret-0115"),
+                (
+                    "redirectUrl",
+                    "https://codescan.example.com/_codescan/oauth2/authorize",
+                ),
+            ],
+            "GitAccess",
+            "Unknown",
+            "GitUnverifiable",
+        ),
+        case(
+            "clone-url-mismatch",
+            at(
+                "proxied.bitbucket.test",
+                "clone-url-mismatch",
+                &format!("{CA}\n  requirements: {{repositories: [{{name: PROJ/app}}]}}"),
+            ),
+            ADMIN_TOKEN,
+            "GitAccess",
+            "True",
+            "CloneUrlMismatch",
+        ),
         case(
             "cloud-repo-token",
             spec(

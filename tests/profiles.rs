@@ -410,6 +410,19 @@ async fn every_profile_passes_and_fails_per_requirement() {
             .iter()
             .any(|(_, c, s)| c == "TokenExpiringSoon" && s == "Warning")
     );
+    // Every seed's consumer clones; Hackolade also pushes: GitAccess proves what each needs.
+    for (name, what) in [
+        ("oci-ok", "git can clone "),
+        ("ox-ok", "git can clone "),
+        ("tfe-ok", "git can clone "),
+        ("hackolade-ok", "git can clone and push "),
+    ] {
+        let (status, _, message) = out.condition(name, "GitAccess");
+        assert!(
+            status == "True" && message.starts_with(what),
+            "{name}: {status} {message}"
+        );
+    }
     // Every profile appears above.
     for p in PROFILES {
         assert!(

@@ -560,7 +560,11 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
         dc: &shared.fixture.datacenter,
         req,
         principal,
-        base,
+        base: shared.listeners[req.listener]
+            .advertised_base_url
+            .as_ref()
+            .map(|b| b.trim_end_matches('/').to_owned())
+            .unwrap_or(base),
         started: shared.dc.started_ms,
         last_auth: &shared.dc.last_auth,
     };
@@ -1134,4 +1138,55 @@ fn oauth_token(dc: &DataCenter, req: &Req) -> Resp {
             &format!("Unsupported grant type: {other}"),
         ),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// git over HTTPS (BITBUCKET-API.md, "Git over HTTPS"); the protocol is in `git.rs`.
+
+/// Whether git may read (and, with `push`, write) project/slug: Ok, or the answer refusing it.
+/// Credentials are the REST API's: personal tokens as the password with their owner's name or as
+/// Bearer; project and repository tokens as Bearer only (Argo CD #9667, Flux pkg #442).
+pub(crate) fn git_authorize(
+    shared: &Shared,
+    req: &Req,
+    key: &str,
+    slug: &str,
+    push: bool,
+) -> Result<(), Resp> {
+    let dc = &shared.fixture.datacenter;
+    let base = format!(
+        "{}{}",
+        req.origin(),
+        shared.listeners[req.listener].base_path
+    );
+    let principal = authenticate(shared, req, &base)?;
+    let found = find_project(dc, key).and_then(|(_, p)| {
+        p.repositories
+            .iter()
+            .find(|r| r.slug == slug)
+            .map(|r| (p, r))
+    });
+    let level = found.map_or(Level::None, |(p, r)| principal.repo_level(p, r));
+    if matches!(principal, Principal::Anonymous) && (level < Level::Read || push) {
+        // git sends credentials only after a challenge.
+        let mut r = errors(401, AUTH_FAILED, Some(AUTH_FAILED_EXCEPTION));
+        h::set_header(
+            &mut r,
+            "www-authenticate",
+            "Basic realm=\"Atlassian Bitbucket\"",
+        );
+        return Err(r);
+    }
+    let Some((p, r)) = found.filter(|_| level >= Level::Read) else {
+        return Err(no_such_repository(&key.to_uppercase(), slug));
+    };
+    // Atlassian KB "Git push returns error code 403": a push without write permission.
+    if push && (level < Level::Write || r.archived) {
+        return Err(errors(
+            403,
+            &format!("You are not permitted to push to {}/{}.", p.key, r.slug),
+            Some(NOT_PERMITTED_EXCEPTION),
+        ));
+    }
+    Ok(())
 }

@@ -134,6 +134,10 @@ pub struct Listener {
     /// Proxy only: answer every CONNECT with 403.
     #[serde(default)]
     pub refuse: bool,
+    /// Data Center: the base URL the server is configured with, used in its links (clone URLs)
+    /// instead of the address the client used: a server behind a reverse proxy.
+    #[serde(default)]
+    pub advertised_base_url: Option<String>,
 }
 
 impl Listener {
@@ -234,6 +238,9 @@ pub struct CloudUser {
     /// The Atlassian account password: Cloud refuses it over the API with its own text.
     #[serde(default)]
     pub password: Option<String>,
+    /// Whether the account has two-step verification on (see `requireTwoStep`).
+    #[serde(default)]
+    pub two_step: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -249,6 +256,14 @@ pub struct Workspace {
     pub members: Vec<String>,
     #[serde(default)]
     pub repositories: Vec<CloudRepository>,
+    /// The workspace's IP allowlist does not hold the caller: git is refused with 403 (the REST
+    /// API still answers).
+    #[serde(default)]
+    pub ip_allowlist_blocks: bool,
+    /// The workspace requires two-step verification: git as a user without it is refused with
+    /// 403 (access tokens are not users).
+    #[serde(default)]
+    pub require_two_step: bool,
 }
 
 fn default_project_key() -> String {

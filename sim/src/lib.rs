@@ -23,6 +23,7 @@ pub mod pki;
 
 mod cloud;
 mod dc;
+mod git;
 mod http;
 mod model;
 mod proxy;

@@ -33,6 +33,7 @@ pub(crate) struct ListenerRt {
     pub dc: bool,
     /// Normalised: empty, or `/x` without a trailing slash.
     pub base_path: String,
+    pub advertised_base_url: Option<String>,
 }
 
 /// Everything the handlers share.
@@ -177,6 +178,7 @@ pub(crate) async fn start(fixture: Fixture, pki: &Pki) -> Result<Running, SimErr
             cloud: l.serves.contains(&Flavor::Cloud),
             dc: l.serves.contains(&Flavor::Datacenter),
             base_path: normalise_base_path(&l.base_path),
+            advertised_base_url: l.advertised_base_url.clone(),
         });
         bound.push((tcp, acceptor));
     }
@@ -347,6 +349,9 @@ async fn handle(
 }
 
 fn route(shared: &Shared, mut req: Req) -> Resp {
+    if let Some(r) = crate::git::handle(shared, &req) {
+        return r;
+    }
     let l = &shared.listeners[req.listener];
     if l.dc
         && let Some(rest) = strip_base(&l.base_path, &req.path)

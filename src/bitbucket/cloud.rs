@@ -112,7 +112,10 @@ pub async fn whoami(api: &mut Api<'_>) -> Result<UserAnswer, Finding> {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RepoAnswer {
-    Visible,
+    /// `clone`: the https clone URL Bitbucket advertises (links.clone).
+    Visible {
+        clone: Option<String>,
+    },
     NotFound(String),
     /// 403: the credential lacks a scope the endpoint needs; the message lists them.
     ScopeMissing(String),
@@ -126,7 +129,9 @@ pub async fn repository(
     let path = format!("/repositories/{}/{}", enc(workspace), enc(slug));
     let r = api.get(&path).await?;
     match r.status.as_u16() {
-        200 => Ok(RepoAnswer::Visible),
+        200 => Ok(RepoAnswer::Visible {
+            clone: r.json().as_ref().and_then(super::git::clone_url),
+        }),
         404 | 401 => Ok(RepoAnswer::NotFound(error_message(&r))),
         403 => {
             let required = scope_detail(&r)

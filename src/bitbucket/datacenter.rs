@@ -205,7 +205,11 @@ fn paged_nonempty(
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RepoAnswer {
-    Visible { name: String },
+    /// `clone`: the http(s) clone URL Bitbucket advertises (links.clone, name "http").
+    Visible {
+        name: String,
+        clone: Option<String>,
+    },
     NotFound(String),
 }
 
@@ -221,12 +225,16 @@ pub async fn repository(
     );
     let r = api.get(&path).await?;
     match r.status.as_u16() {
-        200 => Ok(RepoAnswer::Visible {
-            name: r
-                .json()
-                .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
-                .unwrap_or_else(|| slug.to_string()),
-        }),
+        200 => {
+            let body = r.json();
+            Ok(RepoAnswer::Visible {
+                name: body
+                    .as_ref()
+                    .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
+                    .unwrap_or_else(|| slug.to_string()),
+                clone: body.as_ref().and_then(super::git::clone_url),
+            })
+        }
         // Bitbucket hides repositories the user cannot see behind 404 (or 401 for no permission).
         404 | 401 => Ok(RepoAnswer::NotFound(error_message(&r))),
         s => Err(Finding::new(

@@ -3,6 +3,7 @@
 
 pub mod cloud;
 pub mod datacenter;
+pub mod git;
 pub mod oauth;
 
 use crate::api::DcPermission;

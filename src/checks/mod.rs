@@ -3,6 +3,7 @@
 
 pub mod authenticated;
 pub mod credentials;
+pub mod git_access;
 pub mod network_path;
 pub mod reachable;
 pub mod repositories;

@@ -93,6 +93,7 @@ fn placeholder(metadata: kube::api::ObjectMeta) -> BitbucketConnection {
             requirements: None,
             tls: None,
             network: None,
+            git: None,
             interval: None,
             expiry_warning: None,
         },

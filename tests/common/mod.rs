@@ -60,7 +60,7 @@ impl World {
         }
     }
 
-    fn port(&self, listener: &str) -> u16 {
+    pub fn port(&self, listener: &str) -> u16 {
         self.sim
             .addr(listener)
             .unwrap_or_else(|| panic!("no listener {listener}"))
@@ -108,6 +108,10 @@ impl World {
         connect_to.push(format!(
             "bitbucket.example.com:7990:127.0.0.1:{}",
             self.port("plain")
+        ));
+        connect_to.push(format!(
+            "proxied.bitbucket.test:443:127.0.0.1:{}",
+            self.port("proxied")
         ));
         NetArgs {
             address_class: vec![

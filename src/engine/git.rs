@@ -1,0 +1,254 @@
+//! The GitAccess step: for every listed repository, the clone URL from Bitbucket's own
+//! repository answer, then the advertisements git asks for first, with the credential in the
+//! form git needs. The verdict is `checks::git_access`'s; this is the I/O.
+
+use super::{Env, Origin, ProbeInput, Progress, Report, Stop, collect, open, origin};
+use crate::api::{GitAccessLevel, GitInfo, GitRepository};
+use crate::bitbucket::git::{Answer, Service, advertisement};
+use crate::bitbucket::{Api, Identity};
+use crate::catalogue::Check;
+use crate::checks::git_access::{self, Form, Inputs, Probe, Scheme};
+use crate::checks::{CheckResult, Finding, Verdict};
+use crate::credential::{Credential, basic, bearer};
+use crate::transport::http::Session;
+use std::collections::BTreeMap;
+
+/// Runs GitAccess and records its verdict; `report.git` gets the clone URLs and the form.
+pub(super) async fn step(
+    env: &Env,
+    t: &ProbeInput,
+    api_session: &mut Session,
+    identity: &Identity,
+    clones: &BTreeMap<String, Option<String>>,
+    p: &mut Progress,
+    report: &mut Report,
+) {
+    let spec = &t.spec;
+    if t.req.repositories.is_empty() {
+        p.record(git_access::nothing_required());
+        return;
+    }
+    let clone_user = clones
+        .values()
+        .flatten()
+        .find_map(|c| url::Url::parse(c).ok())
+        .map(|u| u.username().to_string())
+        .filter(|u| !u.is_empty());
+    let basic_user = match &t.credential {
+        Credential::Basic { username, .. } => Some(username.expose()),
+        _ => None,
+    };
+    let form = git_access::form(&Inputs {
+        flavor: spec.flavor,
+        method: spec.auth.method,
+        kind: identity.kind.as_deref(),
+        user: identity.user.as_deref(),
+        basic_user,
+        spec_username: spec.git.as_ref().and_then(|g| g.username.as_deref()),
+        clone_user: clone_user.as_deref(),
+    });
+    let secret = git_secret(&t.credential, identity);
+    let (Some(form), Some(secret)) = (form, secret) else {
+        p.record(git_access::unverifiable(spec.auth.method));
+        return;
+    };
+    let header = match (&form.scheme, &form.username) {
+        (Scheme::Basic, Some(u)) => basic(u, &secret),
+        _ => bearer(&secret),
+    };
+    let access = t.req.git;
+    let api_origin = &t.api_origin;
+    let mut warnings = Vec::new();
+    let mut probes = Vec::new();
+    let mut repositories = Vec::new();
+    let mut others: Vec<(String, Session)> = Vec::new();
+    let mut failed: Option<CheckResult> = None;
+    for (name, _) in &t.req.repositories {
+        // RepositoryAccess has passed, so the name is OWNER/slug.
+        let (owner, slug) = name.split_once('/').unwrap_or((name.as_str(), ""));
+        let advertised = clones
+            .get(name)
+            .and_then(|c| c.as_deref())
+            .and_then(|c| url::Url::parse(c).ok());
+        if let Some(a) = &advertised
+            && let Some(w) = git_access::clone_mismatch(spec.flavor, &api_origin.url, name, a)
+        {
+            warnings.push(w);
+        }
+        let checked = git_access::checked_url(
+            spec.flavor,
+            &api_origin.url,
+            owner,
+            slug,
+            advertised.as_ref(),
+        );
+        repositories.push(GitRepository {
+            name: name.clone(),
+            clone_url: advertised
+                .as_ref()
+                .map(git_access::without_userinfo)
+                .unwrap_or_else(|| checked.clone()),
+        });
+        let o = match origin(&checked, "the clone URL") {
+            Ok(o) => o,
+            Err(f) => {
+                failed = Some(CheckResult::failed(Check::GitAccess, f));
+                break;
+            }
+        };
+        let session = if same_origin(&o, api_origin) {
+            &mut *api_session
+        } else {
+            let key = format!(
+                "{}://{}:{}",
+                o.url.scheme(),
+                o.host.to_ascii_lowercase(),
+                o.url.port_or_known_default().unwrap_or(0)
+            );
+            let i = match others.iter().position(|(k, _)| *k == key) {
+                Some(i) => i,
+                None => match open_other(env, t, &o, report).await {
+                    Ok(s) => {
+                        others.push((key, s));
+                        others.len() - 1
+                    }
+                    Err(r) => {
+                        failed = Some(r);
+                        break;
+                    }
+                },
+            };
+            &mut others[i].1
+        };
+        let repo_path = o.url.path().to_string();
+        let mut api = Api::new(session, "", Some(header.clone()));
+        let probe = probe_repo(&mut api, name, &checked, &repo_path, access, &form).await;
+        collect(report, &api);
+        match probe {
+            Ok((probe, stop)) => {
+                probes.push(probe);
+                // A credential git refused is not sent again in this run.
+                if stop {
+                    break;
+                }
+            }
+            Err(f) => {
+                failed = Some(CheckResult::failed(Check::GitAccess, f));
+                break;
+            }
+        }
+    }
+    report.git = Some(GitInfo {
+        access,
+        scheme: form.scheme.as_str().to_string(),
+        username: form.needed_username.clone(),
+        configure: form.configure.clone(),
+        repositories,
+    });
+    let result = match failed {
+        Some(r) => {
+            let w = std::mem::take(&mut warnings);
+            r.with_warnings(w)
+        }
+        None => git_access::check(access, &form, &probes, warnings),
+    };
+    p.record(result);
+}
+
+/// Upload-pack, then (for Write) receive-pack; `true`: stop, git refused something.
+async fn probe_repo(
+    api: &mut Api<'_>,
+    name: &str,
+    url: &str,
+    repo_path: &str,
+    access: GitAccessLevel,
+    form: &Form,
+) -> Result<(Probe, bool), Finding> {
+    let upload = advertisement(api, repo_path, Service::UploadPack).await?;
+    let refused = git_access::judge(Service::UploadPack, &upload, form, name).is_some();
+    let mut probe = Probe {
+        name: name.to_string(),
+        url: url.to_string(),
+        upload,
+        receive: None,
+    };
+    if refused {
+        return Ok((probe, true));
+    }
+    if access == GitAccessLevel::Write {
+        let receive = advertisement(api, repo_path, Service::ReceivePack).await?;
+        let refused = matches!(receive, Answer::Refused { .. } | Answer::NotGit { .. });
+        probe.receive = Some(receive);
+        return Ok((probe, refused));
+    }
+    Ok((probe, false))
+}
+
+/// The secret git is sent with: the token or password, or (OAuth client credentials) the access
+/// token the token endpoint issued. None: nothing git can use.
+fn git_secret(c: &Credential, identity: &Identity) -> Option<String> {
+    match c {
+        Credential::AccessToken { token, .. } | Credential::ApiToken { token, .. } => {
+            Some(token.expose().to_string())
+        }
+        Credential::Basic { password, .. } => Some(password.expose().to_string()),
+        Credential::OAuthClient { .. } => identity
+            .authorization
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::to_string),
+        Credential::AppPassword { .. } | Credential::OAuthAppLink { .. } => None,
+    }
+}
+
+fn same_origin(a: &Origin, b: &Origin) -> bool {
+    a.url.scheme() == b.url.scheme()
+        && a.host.eq_ignore_ascii_case(&b.host)
+        && a.url.port_or_known_default() == b.url.port_or_known_default()
+}
+
+/// A connection to a clone origin other than the API's (Cloud: bitbucket.org beside
+/// api.bitbucket.org), through the same network, reachability and TLS checks; a failure there is
+/// GitAccess's, naming the clone origin.
+async fn open_other(
+    env: &Env,
+    t: &ProbeInput,
+    o: &Origin,
+    report: &mut Report,
+) -> Result<Session, CheckResult> {
+    let allowed = t
+        .req
+        .ports
+        .clone()
+        .unwrap_or_else(|| t.spec.allowed_ports());
+    let mut sink = crate::api::ServerInfo::default();
+    let mut sub = Progress::new();
+    match open(env, t, o, &allowed, &mut sub, &mut sink, report).await {
+        Ok((s, _)) => Ok(s),
+        Err(Stop) => {
+            let f = sub
+                .results
+                .into_iter()
+                .find_map(|r| match r.verdict {
+                    Verdict::Failed(f) => Some(f),
+                    _ => None,
+                })
+                .map(|mut f| {
+                    f.message = format!(
+                        "clone URL origin {}: {}",
+                        o.url.origin().ascii_serialization(),
+                        f.message
+                    );
+                    f
+                })
+                .unwrap_or_else(|| {
+                    Finding::new(
+                        crate::catalogue::Cause::ServerError,
+                        format!("the clone URL origin {} could not be reached", o.url),
+                    )
+                });
+            Err(CheckResult::failed(Check::GitAccess, f))
+        }
+    }
+}
