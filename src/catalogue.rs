@@ -346,6 +346,7 @@ impl Cause {
                 | Cause::BasicAuthDisabled
                 | Cause::OAuthClientRejected
                 | Cause::OAuthRedirectMismatch
+                | Cause::GitAuthRejected
         )
     }
     pub fn remedy(self, ctx: &RemedyContext) -> String {

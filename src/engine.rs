@@ -96,6 +96,16 @@ impl ProbeInput {
         h.finalize().into()
     }
 
+    /// The credential in the form git is sent it (the Authorization header), and where.
+    fn git_credential_key(&self, authorization: &http::HeaderValue) -> crate::withhold::Key {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"git");
+        h.update(self.credential_key());
+        h.update(authorization.as_bytes());
+        h.finalize().into()
+    }
+
     /// The credential as Bitbucket sees it: the secret values and where they are sent. Shared
     /// by every connection that sends the same credential to the same server, so they share the
     /// rule that a rejected credential is not sent again.
@@ -496,7 +506,7 @@ async fn run_checks(
     {
         p.fail(
             Check::Authenticated,
-            checks::authenticated::withheld(&refused, since),
+            crate::withhold::notice(&refused, since),
         );
         let mut info = credential_info(spec.auth.method, &identity, t.declared_expiry);
         info.withheld_since = Some(since.to_string());

@@ -55,6 +55,19 @@ impl Withheld {
     }
 }
 
+/// The verdict for a credential bbconn did not send, because Bitbucket rejected it before: the
+/// same cause, saying since when and how to have it sent again. Stable from check to check, so
+/// the status is not rewritten.
+pub fn notice(refusal: &Finding, since: jiff::Timestamp) -> Finding {
+    Finding::new(
+        refusal.cause,
+        format!(
+            "{}. bbconn has not sent this credential again since {since}, so that it cannot lock the account: change the Secret, or set the annotation bbconn.dev/requested-at to check again",
+            refusal.message.trim_end_matches('.')
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

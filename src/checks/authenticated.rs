@@ -160,19 +160,6 @@ pub fn datacenter(
     }
 }
 
-/// The verdict for a credential bbconn did not send, because Bitbucket rejected it before: the
-/// same cause, saying since when and how to have it sent again. Stable from check to check, so
-/// the status is not rewritten.
-pub fn withheld(refusal: &Finding, since: jiff::Timestamp) -> Finding {
-    Finding::new(
-        refusal.cause,
-        format!(
-            "{}. bbconn has not sent this credential again since {since}, so that it cannot lock the account: change the Secret, or set the annotation bbconn.dev/requested-at to check again",
-            refusal.message.trim_end_matches('.')
-        ),
-    )
-}
-
 /// Client credentials: a token, or why not (SonarQube maps Cloud's invalid_grant to "the consumer
 /// must be private").
 pub fn client_credentials(answer: &TokenAnswer) -> Result<(), Finding> {

@@ -58,6 +58,46 @@ pub(super) async fn step(
     };
     let access = t.req.git;
     let api_origin = &t.api_origin;
+    // The lockout rule holds for git too: a form git refused is not sent again until the
+    // Secret, the spec or bbconn.dev/requested-at changes.
+    let git_key = t.git_credential_key(&header);
+    if !t.fresh
+        && let Some((refused, since)) = env.withheld.get(&git_key)
+    {
+        let repositories = t
+            .req
+            .repositories
+            .iter()
+            .map(|(name, _)| {
+                let (owner, slug) = name.split_once('/').unwrap_or((name.as_str(), ""));
+                let advertised = clones
+                    .get(name)
+                    .and_then(|c| c.as_deref())
+                    .and_then(|c| url::Url::parse(c).ok());
+                GitRepository {
+                    name: name.clone(),
+                    clone_url: match &advertised {
+                        Some(a) => git_access::without_userinfo(a),
+                        None => {
+                            git_access::checked_url(spec.flavor, &api_origin.url, owner, slug, None)
+                        }
+                    },
+                }
+            })
+            .collect();
+        report.git = Some(GitInfo {
+            access,
+            scheme: form.scheme.as_str().to_string(),
+            username: form.needed_username.clone(),
+            configure: form.configure.clone(),
+            repositories,
+        });
+        p.record(CheckResult::failed(
+            Check::GitAccess,
+            crate::withhold::notice(&refused, since),
+        ));
+        return;
+    }
     let mut warnings = Vec::new();
     let mut probes = Vec::new();
     let mut repositories = Vec::new();
@@ -152,6 +192,13 @@ pub(super) async fn step(
         }
         None => git_access::check(access, &form, &probes, warnings),
     };
+    match result.failure() {
+        Some(f) if f.cause.withholds_credential() => {
+            env.withheld.put(git_key, f.clone(), (env.clock)());
+        }
+        Some(_) => {}
+        None => env.withheld.release(&git_key),
+    }
     p.record(result);
 }
 
