@@ -1,6 +1,6 @@
 //! The `BitbucketConnection` API (bbconn.dev/v1alpha1): the names users write in manifests.
 //!
-//! Field names follow `shared/design/CONTRACT.md`. CEL rules reject up front what the API server
+//! Field names follow docs/design/contract.md. CEL rules reject up front what the API server
 //! can judge alone; `bbconn check` evaluates the same rules locally (kube's `cel` feature), so a
 //! pipeline and a cluster refuse the same manifests.
 
@@ -9,7 +9,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Default Bitbucket Cloud API base (CONTRACT.md).
+/// Default Bitbucket Cloud API base (docs/design/contract.md).
 pub const CLOUD_API_URL: &str = "https://api.bitbucket.org/2.0";
 /// spec.interval's default and bounds (the CRD's CEL rules say the same). The floor stops a
 /// connection from spinning the operator (`0s` made ~700 reconciles a second); Bitbucket sees one
@@ -21,7 +21,7 @@ pub const MAX_INTERVAL: std::time::Duration = std::time::Duration::from_secs(24 
 pub const DEFAULT_EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(720 * 3600);
 pub const MAX_EXPIRY_WARNING: std::time::Duration = std::time::Duration::from_secs(8760 * 3600);
 
-/// Default Bitbucket Cloud OAuth token endpoint (BITBUCKET-API.md, developer.atlassian.com/cloud/bitbucket/oauth-2).
+/// Default Bitbucket Cloud OAuth token endpoint (docs/design/bitbucket-api.md, developer.atlassian.com/cloud/bitbucket/oauth-2).
 pub const CLOUD_TOKEN_URL: &str = "https://bitbucket.org/site/oauth2/access_token";
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -10,7 +10,7 @@ pub use consumers::{CONSUMER_TEXTS, ConsumerText};
 use serde::Serialize;
 use std::fmt;
 
-/// The checks, in the order they run. Each is one condition type of CONTRACT.md.
+/// The checks, in the order they run. Each is one condition type of docs/design/contract.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum Check {
     CredentialsResolved,

@@ -1,5 +1,5 @@
 //! Profiles: what each consuming system needs of a connection, from its own documentation
-//! (shared/seeds/, one page per profile). Merged with `spec.requirements`.
+//! (the seed troubleshooting pages listed in README.md, one per profile). Merged with `spec.requirements`.
 
 use crate::api::{
     Access, AuthMethod, BitbucketConnectionSpec, DcPermission, Flavor, GitAccessLevel, Profile,

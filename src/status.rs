@@ -41,7 +41,7 @@ fn condition(type_: &str, status: &str, reason: &str, message: String) -> Condit
     }
 }
 
-/// The conditions for a report, in CONTRACT.md's order, without timestamps.
+/// The conditions for a report, in docs/design/contract.md's order, without timestamps.
 pub fn conditions(report: &Report) -> Vec<Condition> {
     let mut out = Vec::new();
     let first = report.first_failure();

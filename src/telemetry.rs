@@ -1,4 +1,4 @@
-//! Metrics as CONTRACT.md names them. Connection gauges are computed at scrape time from the
+//! Metrics as docs/design/contract.md names them. Connection gauges are computed at scrape time from the
 //! operator's cache, so a deleted connection leaves no stale series (cert-manager's approach);
 //! counters and the histogram are fed by the reconciler.
 

@@ -43,7 +43,7 @@ fn cause_reference_matches_the_catalogue() {
 
 #[test]
 fn every_contract_cause_is_in_the_catalogue() {
-    // The names users' alerts and pipelines depend on (shared/design/CONTRACT.md).
+    // The names users' alerts and pipelines depend on (docs/design/contract.md).
     for name in [
         "SecretNotFound",
         "SecretForbidden",
@@ -77,6 +77,13 @@ fn every_contract_cause_is_in_the_catalogue() {
         "CertificateExpiringSoon",
         "BasicAuthDiscouraged",
         "ExcessScopes",
+        "BasicAuthDisabled",
+        "CaptchaRequired",
+        "GitAuthRejected",
+        "GitIpNotAllowlisted",
+        "GitTwoStepRequired",
+        "GitPushDenied",
+        "CloneUrlMismatch",
     ] {
         assert!(
             bbconn::catalogue::Cause::parse(name).is_some(),

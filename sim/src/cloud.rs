@@ -1,6 +1,6 @@
 //! Bitbucket Cloud: `/2.0/...` and `/site/oauth2/access_token`.
 //!
-//! Behaviour comes from `/work/shared/design/BITBUCKET-API.md` (sources cited there and below);
+//! Behaviour comes from docs/design/bitbucket-api.md (sources cited there and below);
 //! JSON shapes from `cloud.swagger.v3.json` (`account`/`user`, `workspace`, `repository`,
 //! `paginated_repositories`, `error`).
 
@@ -23,11 +23,11 @@ const WEB: &str = "https://bitbucket.org";
 const HOUR: Duration = Duration::from_secs(3600);
 const CREATED_ON: &str = "2020-01-01T00:00:00+00:00";
 
-/// BITBUCKET-API.md, "Errors": the same text for invalid, revoked and expired tokens.
+/// docs/design/bitbucket-api.md, "Errors": the same text for invalid, revoked and expired tokens.
 const TOKEN_INVALID: &str = "Token is invalid, expired, or not supported for this endpoint.";
-/// BITBUCKET-API.md, "Learning a credential's scopes" (Renovate reads `detail.required`).
+/// docs/design/bitbucket-api.md, "Learning a credential's scopes" (Renovate reads `detail.required`).
 const SCOPES_LACKING: &str = "Your credentials lack one or more required privilege scopes.";
-/// BITBUCKET-API.md, "Errors": no access and no such repository look the same.
+/// docs/design/bitbucket-api.md, "Errors": no access and no such repository look the same.
 const REPO_NOT_FOUND: &str = "You may not have access to this repository or it no longer exists in this workspace. If you think this repository exists and you have access, make sure you are authenticated.";
 /// tests/real-answers/answers.json `cloud-401-access-token-expired` (and, with the hint,
 /// `cloud-401-access-token-expired-refresh`).
@@ -45,7 +45,7 @@ const NO_API: &str = "There is no API hosted at this URL.\n\nFor information abo
 struct ScopeError;
 
 /// Not documented: the message for an access token on a user-only endpoint (`GET /2.0/user`
-/// answers 403 to access tokens, BITBUCKET-API.md).
+/// answers 403 to access tokens, docs/design/bitbucket-api.md).
 const USER_ONLY: &str = "This API is only accessible with the following authentication types: session, password, apppassword, api_token";
 
 /// Runtime state: rate-limit windows and OAuth tokens issued by the token endpoint.
@@ -115,7 +115,7 @@ impl State {
 // ---------------------------------------------------------------------------------------------
 // Credentials and scopes
 
-/// What `x-credential-type` says (BITBUCKET-API.md, "Learning a credential's scopes").
+/// What `x-credential-type` says (docs/design/bitbucket-api.md, "Learning a credential's scopes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CredType {
     ApiToken,
@@ -234,7 +234,7 @@ impl Identity<'_> {
         if self.has(need) {
             return Ok(());
         }
-        // BITBUCKET-API.md: `detail` is an object {granted, required}. cloud.swagger.v3.json's
+        // docs/design/bitbucket-api.md: `detail` is an object {granted, required}. cloud.swagger.v3.json's
         // `error` schema types `error.detail` as a string; the documented behaviour wins.
         let required: Vec<&str> = self.accepted(need).into_iter().collect();
         let mut r = h::json(
@@ -391,7 +391,7 @@ fn authenticate<'a>(shared: &'a Shared, req: &Req) -> Auth<'a> {
         Credential::Bearer(value) => {
             if let Some(t) = cloud.tokens.iter().find(|t| t.value == value) {
                 let cred = match t.kind {
-                    // BITBUCKET-API.md: an API token sent as Bearer gets 401.
+                    // docs/design/bitbucket-api.md: an API token sent as Bearer gets 401.
                     CloudTokenKind::ApiToken => return Auth::Rejected(token_invalid()),
                     CloudTokenKind::RepositoryAccessToken => CredType::RepoAccessToken,
                     CloudTokenKind::ProjectAccessToken => CredType::ProjectAccessToken,
@@ -583,7 +583,7 @@ fn get_user(_cloud: &Cloud, _req: &Req, id: Option<&Identity>, _segs: &[&str]) -
         // Not documented; the OpenAPI description lists 401 "When the request wasn't authenticated".
         return h::json(401, &error_json("Unauthorized"));
     };
-    // BITBUCKET-API.md: access tokens get 403 on GET /2.0/user (they are not users).
+    // docs/design/bitbucket-api.md: access tokens get 403 on GET /2.0/user (they are not users).
     let Some(user) = id.user else {
         return h::json(403, &error_json(USER_ONLY));
     };
@@ -602,7 +602,7 @@ fn get_workspace(cloud: &Cloud, _req: &Req, id: Option<&Identity>, segs: &[&str]
     }
     match cloud.workspaces.iter().find(|w| w.slug == slug) {
         Some(ws) if id.is_some_and(|i| i.member_of(ws)) => h::json(200, &workspace_json(ws)),
-        // BITBUCKET-API.md, "Errors": unknown workspace. A private workspace the caller does not
+        // docs/design/bitbucket-api.md, "Errors": unknown workspace. A private workspace the caller does not
         // belong to answers the same (not confirmed).
         _ => h::json(
             404,
@@ -1033,7 +1033,7 @@ fn issue_response(shared: &Shared, consumer: usize, state: &str) -> Resp {
 }
 
 // ---------------------------------------------------------------------------------------------
-// git over HTTPS (BITBUCKET-API.md, "Git over HTTPS"); the protocol is in `git.rs`.
+// git over HTTPS (docs/design/bitbucket-api.md, "Git over HTTPS"); the protocol is in `git.rs`.
 
 /// Atlassian KB "Error 403 when performing Git operations" (the texts git prints after `remote:`).
 const GIT_IP_NOT_ALLOWED: &str = "To access this repository, an admin must whitelist your IP.";

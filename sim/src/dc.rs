@@ -1,6 +1,6 @@
 //! Bitbucket Data Center: `{basePath}/rest/...`.
 //!
-//! Behaviour comes from `/work/shared/design/BITBUCKET-API.md` (sources cited there and below);
+//! Behaviour comes from docs/design/bitbucket-api.md (sources cited there and below);
 //! JSON shapes from `datacenter-9.2.swagger.v3.json` (`RestApplicationProperties`,
 //! `RestRepository`, `RestProject`, `RestAccessToken`, `RestPermittedUser`, the paged wrappers
 //! and `RestErrorMessage`).
@@ -21,7 +21,7 @@ use crate::server::{Shared, lock};
 
 const DAY_MS: i64 = 86_400_000;
 
-/// BITBUCKET-API.md, Data Center "Errors".
+/// docs/design/bitbucket-api.md, Data Center "Errors".
 const AUTH_FAILED: &str = "Authentication failed. Please check your credentials and try again.";
 const AUTH_FAILED_EXCEPTION: &str =
     "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException";
@@ -343,7 +343,7 @@ fn auth_failed() -> Resp {
     errors(401, AUTH_FAILED, Some(AUTH_FAILED_EXCEPTION))
 }
 
-/// BITBUCKET-API.md: a missing permission is also 401.
+/// docs/design/bitbucket-api.md: a missing permission is also 401.
 fn not_permitted() -> Resp {
     errors(401, NOT_PERMITTED, Some(NOT_PERMITTED_EXCEPTION))
 }
@@ -569,7 +569,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
         last_auth: &shared.dc.last_auth,
     };
     let mut resp = route(&ctx, &segs);
-    // BITBUCKET-API.md: who am I = X-AUSERNAME / X-AUSERID on an authenticated answer.
+    // docs/design/bitbucket-api.md: who am I = X-AUSERNAME / X-AUSERID on an authenticated answer.
     let who = match principal {
         Principal::Anonymous => None,
         Principal::Password(u) | Principal::Personal(u, _) => {
@@ -1082,7 +1082,7 @@ fn one_or_page<'a>(
 }
 
 // ---------------------------------------------------------------------------------------------
-// OAuth 2.0 token endpoint for incoming application links (seed 003; BITBUCKET-API.md):
+// OAuth 2.0 token endpoint for incoming application links (seed 003; docs/design/bitbucket-api.md):
 // authorization code (with or without PKCE) only.
 
 fn oauth_error(code: u16, error: &str, description: &str) -> Resp {
@@ -1141,7 +1141,7 @@ fn oauth_token(dc: &DataCenter, req: &Req) -> Resp {
 }
 
 // ---------------------------------------------------------------------------------------------
-// git over HTTPS (BITBUCKET-API.md, "Git over HTTPS"); the protocol is in `git.rs`.
+// git over HTTPS (docs/design/bitbucket-api.md, "Git over HTTPS"); the protocol is in `git.rs`.
 
 /// Whether git may read (and, with `push`, write) project/slug: Ok, or the answer refusing it.
 /// Credentials are the REST API's: personal tokens as the password with their owner's name or as

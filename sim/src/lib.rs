@@ -1,7 +1,7 @@
 //! A Bitbucket Cloud and Data Center simulator for bbconn's tests, benchmarks and demo.
 //!
 //! It answers the read-only probes bbconn makes the way Atlassian documents them
-//! (`/work/shared/design/BITBUCKET-API.md` lists each fact and its source), with JSON shaped as
+//! (docs/design/bitbucket-api.md lists each fact and its source), with JSON shaped as
 //! Atlassian's OpenAPI descriptions say, over real TLS with certificates minted by [`pki::Pki`].
 //!
 //! ```no_run

@@ -1,4 +1,4 @@
-//! Bitbucket Cloud (api.bitbucket.org/2.0). Sources: BITBUCKET-API.md; developer.atlassian.com/cloud/bitbucket.
+//! Bitbucket Cloud (api.bitbucket.org/2.0). Sources: docs/design/bitbucket-api.md; developer.atlassian.com/cloud/bitbucket.
 
 use super::{Api, error_message};
 use crate::catalogue::Cause;
@@ -155,7 +155,7 @@ pub async fn repository(
 
 /// Whether the credential holds `role` (admin, contributor or member) on workspace/slug, from
 /// `GET /2.0/repositories/{ws}?role=…&q=slug="…"`: the read-only way for non-admins
-/// (BITBUCKET-API.md: repository admin).
+/// (docs/design/bitbucket-api.md: repository admin).
 pub async fn has_role(
     api: &mut Api<'_>,
     workspace: &str,

@@ -1,4 +1,4 @@
-//! Bitbucket Server and Data Center (REST under /rest). Sources: BITBUCKET-API.md;
+//! Bitbucket Server and Data Center (REST under /rest). Sources: docs/design/bitbucket-api.md;
 //! confluence.atlassian.com/bitbucketserver HTTP access tokens; Atlassian's DC 9.2 OpenAPI.
 
 use super::cloud::enc;

@@ -223,7 +223,7 @@ impl<'a> Iterator for PktLines<'a> {
 }
 
 /// The https clone URL in a repository's REST answer: `links.clone[]` named `https` (Cloud) or
-/// `http` (Data Center, whatever its scheme), per BITBUCKET-API.md "Git over HTTPS".
+/// `http` (Data Center, whatever its scheme), per docs/design/bitbucket-api.md "Git over HTTPS".
 pub fn clone_url(repo: &serde_json::Value) -> Option<String> {
     let links = repo.pointer("/links/clone")?.as_array()?;
     ["https", "http"].iter().find_map(|want| {

@@ -101,7 +101,7 @@ pub async fn client_credentials(
 }
 
 /// The code that can never be valid: exchanging it proves the client id, secret and redirect
-/// URL without a person and without creating anything (CONTRACT.md, OAuthApplicationLink).
+/// URL without a person and without creating anything (docs/design/contract.md, OAuthApplicationLink).
 pub const PROBE_CODE: &str = "bbconn-probe-not-a-real-authorization-code";
 
 pub async fn probe_code_exchange(

@@ -366,7 +366,7 @@ pub static CONSUMER_TEXTS: &[ConsumerText] = &[
         cause: Cause::OAuthClientRejected,
         consumer: "CodeScan",
         text: "Mismatched credentials",
-        source: "/work/shared/seeds/003_cb8eede3244d3cdc.txt (FAQ: 'Double-check clientId, clientSecret, and redirecturl')",
+        source: "CodeScan troubleshooting page (seed 003) (FAQ: 'Double-check clientId, clientSecret, and redirecturl')",
     },
     ConsumerText {
         cause: Cause::OAuthRedirectMismatch,
@@ -396,7 +396,7 @@ pub static CONSUMER_TEXTS: &[ConsumerText] = &[
         cause: Cause::OAuthRedirectMismatch,
         consumer: "CodeScan",
         text: "Mismatched credentials",
-        source: "/work/shared/seeds/003_cb8eede3244d3cdc.txt (FAQ: 'Double-check clientId, clientSecret, and redirecturl')",
+        source: "CodeScan troubleshooting page (seed 003) (FAQ: 'Double-check clientId, clientSecret, and redirecturl')",
     },
     ConsumerText {
         cause: Cause::InsufficientScopes,

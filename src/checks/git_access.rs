@@ -1,6 +1,6 @@
 //! GitAccess: git over HTTPS works for every listed repository as the consumer will use it.
 //!
-//! The REST API accepting a credential does not mean git does (BITBUCKET-API.md, "Git over
+//! The REST API accepting a credential does not mean git does (docs/design/bitbucket-api.md, "Git over
 //! HTTPS"): git wants other user names for the same tokens, Data Center project and repository
 //! tokens only as Bearer, and Cloud refuses git from outside a workspace's IP allowlist or
 //! without two-step verification. This module decides which form git needs, and what each
@@ -360,7 +360,7 @@ pub fn clone_mismatch(
 /// The URL git is checked at: the advertised one, except that a Data Center clone URL that
 /// leaves spec.url is re-based onto spec.url (the address bbconn verified, and the one a
 /// consumer configured with spec.url's address uses). Without an advertised URL, the flavour's
-/// layout (BITBUCKET-API.md: Cloud `https://bitbucket.org/{ws}/{slug}.git`, Data Center
+/// layout (docs/design/bitbucket-api.md: Cloud `https://bitbucket.org/{ws}/{slug}.git`, Data Center
 /// `{base}/scm/{project}/{slug}.git`).
 pub fn checked_url(
     flavor: Flavor,

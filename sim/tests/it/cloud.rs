@@ -1,4 +1,4 @@
-//! Bitbucket Cloud behaviour (BITBUCKET-API.md, "Bitbucket Cloud").
+//! Bitbucket Cloud behaviour (docs/design/bitbucket-api.md, "Bitbucket Cloud").
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! Bitbucket Data Center behaviour (BITBUCKET-API.md, "Bitbucket Server / Data Center").
+//! Bitbucket Data Center behaviour (docs/design/bitbucket-api.md, "Bitbucket Server / Data Center").
 
 use serde_json::{Value, json};
 

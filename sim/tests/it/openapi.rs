@@ -5,7 +5,7 @@
 //! draft 4 with the document's `components` embedded, so `#/components/schemas/...` resolve.
 //! Neither description uses `nullable`. Where a description disagrees with documented behaviour,
 //! the test patches the schema (or the instance) and says why; the simulator follows
-//! BITBUCKET-API.md. Neither description covers the OAuth token endpoints
+//! docs/design/bitbucket-api.md. Neither description covers the OAuth token endpoints
 //! (`/site/oauth2/access_token`, `/rest/oauth2/latest/token`), so their bodies are checked
 //! against RFC 6749 section 5 by the flavour tests instead.
 
@@ -33,7 +33,7 @@ fn cloud_spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
     SPEC.get_or_init(|| {
         let mut spec = load("cloud.swagger.v3.json");
-        // BITBUCKET-API.md: the 403 for missing scopes carries `error.detail` as an object
+        // docs/design/bitbucket-api.md: the 403 for missing scopes carries `error.detail` as an object
         // {granted, required} (Renovate reads detail.required); the description types it as a
         // string.
         spec["components"]["schemas"]["error"]["properties"]["error"]["properties"]["detail"] =
@@ -50,7 +50,7 @@ fn dc_spec() -> &'static Value {
         // Data Center sends `createdDate` (and `lastAuthenticated`) as epoch milliseconds (Eclipse
         // Che's client reads them as long); the description says a date-time string.
         schemas["RestAccessToken"]["properties"]["createdDate"] = json!({"type": "integer"});
-        // BITBUCKET-API.md: errors are {"context":null,...}; the description has no nullable.
+        // docs/design/bitbucket-api.md: errors are {"context":null,...}; the description has no nullable.
         schemas["RestErrorMessage"]["properties"]["context"] = json!({"type": ["string", "null"]});
         schemas["RestErrorMessage"]["properties"]["exceptionName"] =
             json!({"type": ["string", "null"]});
