@@ -238,6 +238,43 @@ impl Report {
     pub fn retry_after(&self) -> Option<Duration> {
         self.first_failure().and_then(|f| f.retry_after)
     }
+
+    /// Removes every form of the credential's secret values from everything a report carries
+    /// into a status, an event, a metric label or `bbconn check`'s output.
+    fn scrub(&mut self, credential: &Credential) {
+        let s = crate::scrub::Scrubber::from_credential(credential);
+        let report = self;
+        for r in &mut report.results {
+            match &mut r.verdict {
+                crate::checks::Verdict::Failed(f) => s.clean(&mut f.message),
+                crate::checks::Verdict::Passed { message, .. } => s.clean(message),
+                crate::checks::Verdict::Skipped { .. } => {}
+            }
+            for w in &mut r.warnings {
+                s.clean(&mut w.message);
+            }
+        }
+        if let Some(f) = report.invalid.as_mut() {
+            s.clean(&mut f.message);
+        }
+        if let Some(server) = report.server.as_mut()
+            && let Some(v) = server.version.as_mut()
+        {
+            s.clean(v);
+        }
+        if let Some(c) = report.credential.as_mut() {
+            if let Some(k) = c.kind.as_mut() {
+                s.clean(k);
+            }
+            for scope in &mut c.scopes {
+                s.clean(scope);
+            }
+        }
+        if let Some(cert) = report.certificate.as_mut() {
+            s.clean(&mut cert.subject);
+            s.clean(&mut cert.issuer);
+        }
+    }
 }
 
 /// Collects verdicts in order; once one fails, the rest are NotChecked.
@@ -403,7 +440,7 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
     report.git = probed.git;
     report.requests = probed.requests;
     report.rate_limits = probed.rate_limits;
-    crate::scrub::report(&mut report, &credential);
+    report.scrub(&credential);
     report
 }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod credential;
 pub mod duration;
 pub mod engine;
+pub mod finding;
 pub mod manifests;
 pub mod memo;
 pub mod operator;

@@ -11,7 +11,6 @@
 //! its head.
 
 use crate::credential::Credential;
-use crate::engine::Report;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use std::borrow::Cow;
@@ -235,42 +234,6 @@ fn base64_cores(secret: &[u8]) -> Vec<String> {
     v.push(STANDARD.encode(secret));
     v.push(URL_SAFE.encode(secret));
     v
-}
-
-/// Removes every form of the credential's secret values from everything a report carries
-/// into a status, an event, a metric label or `bbconn check`'s output.
-pub fn report(report: &mut Report, credential: &Credential) {
-    let s = Scrubber::from_credential(credential);
-    for r in &mut report.results {
-        match &mut r.verdict {
-            crate::checks::Verdict::Failed(f) => s.clean(&mut f.message),
-            crate::checks::Verdict::Passed { message, .. } => s.clean(message),
-            crate::checks::Verdict::Skipped { .. } => {}
-        }
-        for w in &mut r.warnings {
-            s.clean(&mut w.message);
-        }
-    }
-    if let Some(f) = report.invalid.as_mut() {
-        s.clean(&mut f.message);
-    }
-    if let Some(server) = report.server.as_mut()
-        && let Some(v) = server.version.as_mut()
-    {
-        s.clean(v);
-    }
-    if let Some(c) = report.credential.as_mut() {
-        if let Some(k) = c.kind.as_mut() {
-            s.clean(k);
-        }
-        for scope in &mut c.scopes {
-            s.clean(scope);
-        }
-    }
-    if let Some(cert) = report.certificate.as_mut() {
-        s.clean(&mut cert.subject);
-        s.clean(&mut cert.issuer);
-    }
 }
 
 #[cfg(test)]

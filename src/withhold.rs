@@ -6,7 +6,7 @@
 //! changes (a new key, see `engine`) or a user sets bbconn.dev/requested-at (a fresh check).
 //! Connections that send the same credential to the same server share one entry.
 
-use crate::checks::Finding;
+use crate::finding::Finding;
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -74,12 +74,19 @@ async fn serve(pki: &bbconn_sim::Pki, b: Behaviour) -> u16 {
                     Behaviour::Silent => {
                         tokio::time::sleep(Duration::from_secs(3600)).await;
                     }
-                    Behaviour::TrickleRaw => loop {
-                        if tcp.write_all(b"\x16").await.is_err() {
-                            return;
+                    Behaviour::TrickleRaw => {
+                        // The start of a well-formed TLS record (handshake, TLS 1.2, 64 bytes,
+                        // ServerHello), a byte a second: nothing a client could reject before
+                        // its timeout, so only the timeout can end it.
+                        let mut bytes = vec![0x16u8, 0x03, 0x03, 0x00, 0x40, 0x02];
+                        bytes.resize(69, 0);
+                        for b in bytes {
+                            if tcp.write_all(&[b]).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_secs(1)).await;
                         }
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    },
+                    }
                     Behaviour::NotTls => {
                         let _ = tcp
                             .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")

@@ -2,7 +2,7 @@
 
 use super::{Api, error_message};
 use crate::catalogue::Cause;
-use crate::checks::Finding;
+use crate::finding::Finding;
 use crate::transport::http::Response;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use std::collections::BTreeSet;

@@ -5,7 +5,7 @@ use super::cloud::enc;
 use super::{Api, error_message};
 use crate::api::DcPermission;
 use crate::catalogue::Cause;
-use crate::checks::Finding;
+use crate::finding::Finding;
 use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]

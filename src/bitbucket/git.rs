@@ -9,7 +9,7 @@
 //! (`<40 hex> <refname>`, the first followed by NUL and the capabilities), and a flush-pkt.
 
 use super::{Api, error_message};
-use crate::checks::Finding;
+use crate::finding::Finding;
 
 /// The two services a consumer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ pub mod oauth;
 
 use crate::api::DcPermission;
 use crate::catalogue::Cause;
-use crate::checks::Finding;
+use crate::finding::Finding;
 use crate::transport::http::{HttpError, Response, Session};
 use http::{HeaderValue, Method, StatusCode};
 use std::collections::BTreeSet;

@@ -3,8 +3,8 @@
 
 use super::Api;
 use crate::catalogue::Cause;
-use crate::checks::Finding;
 use crate::credential::{SecretString, basic};
+use crate::finding::Finding;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use std::collections::BTreeSet;
 

@@ -10,35 +10,10 @@ pub mod repositories;
 pub mod scopes;
 pub mod tls;
 
-use crate::catalogue::{Cause, Check};
+use crate::catalogue::Check;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-/// A cause with the message that explains this instance of it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    pub cause: Cause,
-    pub message: String,
-    /// From a 429's Retry-After: when to try again.
-    pub retry_after: Option<Duration>,
-    /// The failure was already recorded under an earlier check (a token endpoint's TLS, say).
-    pub replaced: bool,
-}
-
-impl Finding {
-    pub fn new(cause: Cause, message: impl Into<String>) -> Finding {
-        Finding {
-            cause,
-            message: message.into(),
-            retry_after: None,
-            replaced: false,
-        }
-    }
-    pub fn mark_replaced(mut self) -> Finding {
-        self.replaced = true;
-        self
-    }
-}
+pub use crate::finding::Finding;
 
 /// The annotation on a Secret that declares when its credential expires (RFC 3339), for the
 /// credentials whose expiry Bitbucket does not reveal.
