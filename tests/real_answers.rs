@@ -638,7 +638,12 @@ async fn every_real_answer_gets_the_verdict_its_meaning_says() {
         }
         // A transient verdict is never a permanent one, and a refused credential never a
         // transient one: Stalled only where the cause stalls.
-        let (_, ready_reason, _) = out.condition("c", "Ready");
+        let (ready, ready_reason, _) = out.condition("c", "Ready");
+        let first = row.expect.first().map_or(String::new(), |(c, _, _)| {
+            let (s, r, _) = out.condition("c", c);
+            format!("{c}={s} {r}")
+        });
+        println!("| {} | {first} | Ready={ready} {ready_reason} |", row.id);
         if let Some(cause) = bbconn::catalogue::Cause::parse(&ready_reason) {
             let stalled = out.status("c")["conditions"]
                 .as_array()
