@@ -320,6 +320,7 @@ mod tests {
             credential: None,
             requests: vec![],
             durations: vec![],
+            fresh_until: None,
         };
         assert_eq!(readiness(&report), Readiness::NotReady { stalled: true });
         let ready = conditions(&report)
