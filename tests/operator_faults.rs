@@ -463,7 +463,8 @@ async fn every_cause_holds_still_at_steady_state() {
             "  flavor: DataCenter\n  url: https://{host}\n  auth: {{method: AccessToken, secretRef: {{name: NAME-cred}}}}\n{extra}\n  interval: 1s"
         )
     };
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         ("healthy", at("bitbucket.example.com", CA), vec![("token", GOOD)], "AllChecksPassed"),
         ("revoked", at("bitbucket.example.com", CA), vec![("token", "dc-alice-revoked-token-0105")], "TokenRevoked"),
         ("read-only", at("bitbucket.example.com", &format!("{CA}\n  requirements: {{permissions: [REPO_ADMIN]}}")), vec![("token", "dc-alice-read-token-0104")], "InsufficientScopes"),

@@ -123,7 +123,9 @@ impl Elector {
     pub async fn acquire(&self) -> std::sync::Arc<Term> {
         loop {
             let started = Instant::now();
-            match tokio::time::timeout(self.cfg.renew_deadline, self.try_acquire_or_renew()).await {
+            match tokio::time::timeout(self.cfg.renew_deadline, self.try_acquire_or_renew(false))
+                .await
+            {
                 Ok(Ok(true)) => {
                     return std::sync::Arc::new(Term::new(started + self.cfg.renew_deadline));
                 }
@@ -157,7 +159,7 @@ impl Elector {
                 _ = tokio::time::sleep_until(next_renew) => {
                     let started = Instant::now();
                     let left = until.saturating_duration_since(started);
-                    match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                    match tokio::time::timeout(left, self.try_acquire_or_renew(true)).await {
                         Ok(Ok(true)) => {
                             term.extend(started + self.cfg.renew_deadline);
                             next_renew = started + self.cfg.renew_every;
@@ -172,10 +174,10 @@ impl Elector {
                 }
                 ev = lease.next() => match ev {
                     Some(Ok(watcher::Event::Delete(_))) => break "the Lease was deleted",
-                    Some(Ok(watcher::Event::Apply(l) | watcher::Event::InitApply(l))) => {
-                        if !self.mine(&l) {
-                            break "another identity took the Lease";
-                        }
+                    Some(Ok(watcher::Event::Apply(l) | watcher::Event::InitApply(l)))
+                        if !self.mine(&l) =>
+                    {
+                        break "another identity took the Lease";
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
@@ -254,10 +256,12 @@ impl Elector {
         }
     }
 
-    async fn try_acquire_or_renew(&self) -> Result<bool, Error> {
+    /// `renewing`: this replica holds the Lease; a missing one means its term is over (someone
+    /// deleted it), not that it may create a new one at once.
+    async fn try_acquire_or_renew(&self, renewing: bool) -> Result<bool, Error> {
         let duration = i32::try_from(self.cfg.lease_duration.as_secs()).unwrap_or(15);
         let Some(mut lease) = self.api.get_opt(&self.cfg.name).await? else {
-            if !self.may_create() {
+            if renewing || !self.may_create() {
                 return Ok(false);
             }
             let lease = Lease {

@@ -157,7 +157,7 @@ impl Cluster {
             .create(true)
             .open(self.dir.join(format!("{}.log", stopped.name)))
             .unwrap();
-        let child = Command::new(&stopped.cmdline[0])
+        let mut child = Command::new(&stopped.cmdline[0])
             .args(&stopped.cmdline[1..])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -170,6 +170,8 @@ impl Cluster {
             child.id().to_string(),
         )
         .unwrap();
+        // Reaped when it exits (down.sh stops it), so it leaves no zombie behind.
+        std::thread::spawn(move || child.wait());
     }
 
     /// Waits until the API server answers again (after a restart).
