@@ -21,7 +21,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use leader::{Elector, LeaderConfig, Term};
 use std::net::SocketAddr;
@@ -426,8 +426,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let lease = lease_name(args.lease_name.as_deref(), args.shard.as_deref());
     let lease_duration = Duration::from_secs(args.lease_duration.max(2));
     let (renew_deadline, renew_every, retry_every) = LeaderConfig::timings(lease_duration);
+    // Its own connections: a renewal must not queue behind hundreds of status writes.
+    let lease_client = Client::try_default().await.map_err(RunError::Client)?;
     let elector = Elector::new(
-        client.clone(),
+        lease_client,
         LeaderConfig {
             namespace: args.lease_namespace.clone(),
             name: lease.clone(),
@@ -534,8 +536,8 @@ async fn run_term(
             &selector,
             metrics.clone(),
             Arc::new(recorder),
-        )
-        .reflect(writer),
+        ),
+        writer,
         reader.clone(),
     );
     let (s1, s2) = (reader.clone(), reader.clone());

@@ -13,7 +13,7 @@
 
 use futures::{Stream, StreamExt};
 use kube::Resource;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher;
 use std::collections::VecDeque;
 use std::hash::Hash;
@@ -80,27 +80,49 @@ where
     )
 }
 
-/// The objects to reconcile, from a reflected watch: applied objects at once; objects listed by
-/// a (re)list only once the store holds them (at `InitDone`), and only those that are new or
-/// changed since the store last saw them, so a relist does not re-check every connection.
-pub fn settled<K, S>(events: S, store: Store<K>) -> impl Stream<Item = Result<K, watcher::Error>>
+/// What of an object, changed, calls for a check: its identity, its generation (the spec), and
+/// the annotation that asks for a re-check. A change to status alone (this operator's own
+/// write, seen back through the watch) does not.
+pub trait Wants {
+    fn wants_check_since(&self, old: &Self) -> bool;
+}
+
+/// Reflects `events` into `writer`, and yields the objects to reconcile: applied objects that
+/// are new or [`Wants`] a check, at once; objects listed by a (re)list only once the store holds
+/// them (at `InitDone`), and only those that are new or changed since the store last saw them, so
+/// a relist does not re-check every connection.
+pub fn settled<K, S>(
+    events: S,
+    mut writer: Writer<K>,
+    store: Store<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>>
 where
-    K: Resource + Clone + Send + Sync + 'static,
+    K: Resource + Wants + Clone + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
 {
     let mut held: Vec<ObjectRef<K>> = Vec::new();
     events.flat_map(move |event| {
-        let out: VecDeque<Result<K, watcher::Error>> = match event {
-            Err(e) => VecDeque::from([Err(e)]),
-            Ok(watcher::Event::Apply(o)) => VecDeque::from([Ok(o)]),
+        // Judged against the store before the event is applied to it.
+        let out: VecDeque<Result<K, watcher::Error>> = match &event {
+            Err(_) => VecDeque::new(),
+            Ok(watcher::Event::Apply(o)) => {
+                let wanted = store
+                    .get(&ObjectRef::from_obj(o))
+                    .is_none_or(|old| o.wants_check_since(&old));
+                if wanted {
+                    VecDeque::from([Ok(o.clone())])
+                } else {
+                    VecDeque::new()
+                }
+            }
             Ok(watcher::Event::Delete(_)) => VecDeque::new(),
             Ok(watcher::Event::Init) => {
                 held.clear();
                 VecDeque::new()
             }
             Ok(watcher::Event::InitApply(o)) => {
-                let r = ObjectRef::from_obj(&o);
+                let r = ObjectRef::from_obj(o);
                 // The store still holds the previous list here: unchanged objects keep the
                 // schedule the controller already has for them.
                 let known = store
@@ -111,14 +133,42 @@ where
                 }
                 VecDeque::new()
             }
-            Ok(watcher::Event::InitDone) => std::mem::take(&mut held)
-                .into_iter()
-                .filter_map(|r| store.get(&r))
-                .map(|o| Ok((*o).clone()))
-                .collect(),
+            Ok(watcher::Event::InitDone) => VecDeque::new(),
+        };
+        let out = match event {
+            Err(e) => VecDeque::from([Err(e)]),
+            Ok(ev) => {
+                writer.apply_watcher_event(&ev);
+                if matches!(ev, watcher::Event::InitDone) {
+                    std::mem::take(&mut held)
+                        .into_iter()
+                        .filter_map(|r| store.get(&r))
+                        .map(|o| Ok((*o).clone()))
+                        .collect()
+                } else {
+                    out
+                }
+            }
         };
         futures::stream::iter(out)
     })
+}
+
+impl Wants for crate::api::BitbucketConnection {
+    fn wants_check_since(&self, old: &Self) -> bool {
+        let requested = |c: &Self| {
+            c.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(super::reconcile::REQUESTED_AT))
+                .cloned()
+        };
+        self.metadata.uid != old.metadata.uid
+            || self.metadata.generation != old.metadata.generation
+            || requested(self) != requested(old)
+            // Status removed or replaced by someone else: write it again.
+            || self.status.is_none()
+    }
 }
 
 #[cfg(test)]
@@ -126,8 +176,13 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
-    use kube::runtime::WatchStreamExt;
     use kube::runtime::reflector;
+
+    impl Wants for ConfigMap {
+        fn wants_check_since(&self, old: &Self) -> bool {
+            self.data != old.data
+        }
+    }
 
     fn cm(name: &str, rv: &str) -> ConfigMap {
         ConfigMap {
@@ -155,11 +210,13 @@ mod tests {
             InitApply(cm("b", "7")),
             InitDone,
             Apply(cm("c", "9")),
+            // Changed in what does not call for a check (for a connection: its status).
+            Apply(cm("c", "10")),
         ];
-        let stream = futures::stream::iter(events.into_iter().map(Ok)).reflect(writer);
+        let stream = futures::stream::iter(events.into_iter().map(Ok));
         let store = reader.clone();
         // Every object the controller is given must be in the store when it is given.
-        let seen: Vec<(String, bool)> = settled(stream, reader)
+        let seen: Vec<(String, bool)> = settled(stream, writer, reader)
             .map(|o| {
                 let o = o.unwrap();
                 let present = store.get(&ObjectRef::from_obj(&o)).is_some();

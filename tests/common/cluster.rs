@@ -286,7 +286,11 @@ impl Operator {
             .arg("run")
             .arg(format!("--metrics-addr={metrics}"))
             .arg(format!("--identity={identity}"))
-            .args(["--lease-namespace=bbconn-system", "--lease-duration=4"])
+            .arg("--lease-namespace=bbconn-system")
+            .args(
+                (!flags.iter().any(|f| f.starts_with("--lease-duration")))
+                    .then_some("--lease-duration=4"),
+            )
             .args(flags)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "debug")
