@@ -60,8 +60,10 @@ pub struct RunArgs {
     /// Connections checked at once.
     #[arg(long, default_value_t = 256)]
     pub concurrency: u16,
-    /// Seconds for which connections with the same credential, server and requirements share
-    /// one set of Bitbucket requests.
+    /// Connections with the same credential, server and requirements share one set of
+    /// Bitbucket requests per interval (a verdict is never older than its connection's
+    /// interval); a result that calls for a retry is shared for at most this many seconds (4 at
+    /// most, less than the shortest retry backoff).
     #[arg(long, default_value_t = 10)]
     pub share_window: u64,
     #[command(flatten)]
