@@ -133,6 +133,9 @@ pub struct Env {
     pub net: NetConfig,
     /// Shares Bitbucket-facing runs among connections with the same inputs (the operator's).
     pub memo: Option<crate::memo::Memo<Probed>>,
+    /// How long a shared result that says "look again soon" (a transient or retryable failure)
+    /// is served: less than the shortest retry backoff, so a retry sees a new run.
+    pub share_retry: Duration,
     /// Verifiers by CA bundle: parsing roots is the costly part of TLS set-up.
     trust: Mutex<HashMap<u64, Trust>>,
     /// Credentials Bitbucket rejected, not to be sent again until they change.
@@ -141,9 +144,11 @@ pub struct Env {
 }
 
 impl Env {
-    /// With probe sharing: identical runs within `window` are made once.
+    /// With probe sharing: identical runs are made once per connection interval; results that
+    /// call for a retry are shared for at most `window` (and never more than 4 s).
     pub fn with_sharing(mut self, window: Duration) -> Env {
-        self.memo = Some(crate::memo::Memo::new(window));
+        self.memo = Some(crate::memo::Memo::new());
+        self.share_retry = window.min(Duration::from_secs(4));
         self
     }
 
@@ -151,6 +156,7 @@ impl Env {
         Env {
             net,
             memo: None,
+            share_retry: Duration::from_secs(4),
             trust: Mutex::new(HashMap::new()),
             withheld: crate::withhold::Withheld::default(),
             clock: jiff::Timestamp::now,
@@ -207,6 +213,10 @@ pub struct Report {
     pub rate_limits: Vec<(String, crate::bitbucket::RateLimit)>,
     /// Time spent in each check that ran.
     pub durations: Vec<(Check, Duration)>,
+    /// With probe sharing: when the shared Bitbucket answers this report rests on are older than
+    /// the connection's interval (plus the key's jitter). Every connection of the key gets the
+    /// same instant, so checking again then shares one new run.
+    pub fresh_until: Option<std::time::Instant>,
 }
 
 impl Report {
@@ -221,6 +231,7 @@ impl Report {
             requests: Vec::new(),
             rate_limits: Vec::new(),
             durations: Vec::new(),
+            fresh_until: None,
         }
     }
 
@@ -414,15 +425,28 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
         Some(memo) => {
             let owned_env = env.clone();
             let key = input.key();
-            let (shared, ran) = memo
-                .get(key, t.fresh, async move { probe(&owned_env, &input).await })
+            let interval = spec.interval();
+            let retry = env.share_retry.min(interval);
+            let got = memo
+                .get(
+                    key,
+                    t.fresh,
+                    move |p: &Probed| if p.retryable() { retry } else { interval },
+                    async move { probe(&owned_env, &input).await },
+                )
                 .await;
-            let mut probed = (*shared).clone();
-            if !ran {
+            let mut probed = (*got.value).clone();
+            if !got.ran {
                 // Another connection's run: its requests were counted there.
                 probed.requests.clear();
                 probed.rate_limits.clear();
             }
+            // Up to 10% later, by key: keys spread out, a key's connections stay together.
+            let jittered = Duration::try_from_secs_f64(
+                interval.as_secs_f64() * (1.0 + f64::from(key[0]) / 2550.0),
+            )
+            .unwrap_or(interval);
+            report.fresh_until = got.at.checked_add(jittered);
             probed
         }
         None => probe(env, &input).await,
@@ -442,6 +466,22 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
     report.rate_limits = probed.rate_limits;
     report.scrub(&credential);
     report
+}
+
+impl Probed {
+    /// Whether the result calls for a retry soon (a transient or retryable failure).
+    fn retryable(&self) -> bool {
+        self.results
+            .iter()
+            .filter_map(CheckResult::failure)
+            .any(|f| {
+                matches!(
+                    f.cause.effect(),
+                    crate::catalogue::Effect::Transient
+                        | crate::catalogue::Effect::Fail { stalls: false }
+                )
+            })
+    }
 }
 
 /// Runs the checks after CredentialsResolved.

@@ -325,6 +325,7 @@ mod tests {
             requests: vec![],
             rate_limits: vec![],
             durations: vec![],
+            fresh_until: None,
         };
         assert_eq!(readiness(&report), Readiness::NotReady { stalled: true });
         let ready = conditions(&report)

@@ -14,8 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, RwLock};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabel {
@@ -47,15 +47,36 @@ pub struct Metrics {
     pub status_writes: Counter,
     pub status_write_errors: Counter,
     pub invalid_objects: Counter,
+    pub watch_errors: Counter,
     pub leader: Gauge<i64, AtomicI64>,
     pub rate_limit: Family<RateLimitLabels, Gauge<i64, AtomicI64>>,
     pub rate_limit_remaining: Family<RateLimitLabels, Gauge<i64, AtomicI64>>,
     pub rate_limit_near: Family<RateLimitLabels, Gauge<i64, AtomicI64>>,
+    /// The store the connection gauges read: each leadership term has its own.
+    connections: Arc<RwLock<Option<Store<BitbucketConnection>>>>,
 }
 
 impl Metrics {
     pub fn new(store: Option<Store<BitbucketConnection>>) -> Arc<Metrics> {
-        let mut registry = Registry::default();
+        Metrics::for_shard(store, None)
+    }
+
+    /// With `shard`, every series is labelled `shard="NAME"`, so several shards' metrics can be
+    /// told apart and summed.
+    pub fn for_shard(
+        store: Option<Store<BitbucketConnection>>,
+        shard: Option<&str>,
+    ) -> Arc<Metrics> {
+        let mut registry = match shard {
+            Some(s) => Registry::with_labels(
+                [(
+                    std::borrow::Cow::Borrowed("shard"),
+                    std::borrow::Cow::Owned(s.to_string()),
+                )]
+                .into_iter(),
+            ),
+            None => Registry::default(),
+        };
         let check_duration = Family::<CheckLabel, Histogram>::new_with_constructor(|| {
             Histogram::new([
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -67,6 +88,12 @@ impl Metrics {
         let status_write_errors = Counter::default();
         let invalid_objects = Counter::default();
         let leader = Gauge::<i64, AtomicI64>::default();
+        let watch_errors = Counter::default();
+        registry.register(
+            "bbconn_watch_errors",
+            "Watch interruptions (API server unavailable, 410 Gone), each retried",
+            watch_errors.clone(),
+        );
         registry.register(
             "bbconn_check_duration_seconds",
             "Time spent in each check",
@@ -120,9 +147,10 @@ impl Metrics {
             "1 when Bitbucket's last answer said X-RateLimit-NearLimit: true",
             rate_limit_near.clone(),
         );
-        if let Some(store) = store {
-            registry.register_collector(Box::new(ConnectionCollector { store }));
-        }
+        let connections = Arc::new(RwLock::new(store));
+        registry.register_collector(Box::new(ConnectionCollector {
+            store: connections.clone(),
+        }));
         Arc::new(Metrics {
             registry,
             check_duration,
@@ -131,10 +159,12 @@ impl Metrics {
             status_writes,
             status_write_errors,
             invalid_objects,
+            watch_errors,
             leader,
             rate_limit,
             rate_limit_remaining,
             rate_limit_near,
+            connections,
         })
     }
 
@@ -155,6 +185,14 @@ impl Metrics {
         self.rate_limit_near
             .get_or_create(&labels)
             .set(i64::from(r.near_limit));
+    }
+
+    /// The store the connection gauges are computed from (None: no connections, as a replica
+    /// that does not lead).
+    pub fn set_store(&self, store: Option<Store<BitbucketConnection>>) {
+        if let Ok(mut s) = self.connections.write() {
+            *s = store;
+        }
     }
 
     pub fn observe_check(&self, check: Check, seconds: f64) {
@@ -194,7 +232,7 @@ impl Metrics {
 /// Gauges from the cache, at scrape time.
 #[derive(Debug)]
 struct ConnectionCollector {
-    store: Store<BitbucketConnection>,
+    store: Arc<RwLock<Option<Store<BitbucketConnection>>>>,
 }
 
 fn parse_ts(s: &str) -> Option<i64> {
@@ -203,7 +241,12 @@ fn parse_ts(s: &str) -> Option<i64> {
 
 impl Collector for ConnectionCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let objects = self.store.state();
+        let objects = self
+            .store
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.state()))
+            .unwrap_or_default();
         let name = |o: &BitbucketConnection| (o.namespace().unwrap_or_default(), o.name_any());
         {
             let mut m = encoder.encode_descriptor(

@@ -50,14 +50,17 @@ pub fn check(i: Inputs<'_>) -> (CheckResult, Option<LeafInfo>) {
                 Cause::CertificateHostnameMismatch,
                 named(&format!("the certificate does not name {}: {d}", i.host)),
             ),
-            Rejection::Expired(d) => Finding::new(
+            // The verifier's own text quotes the time of the check ("... seconds ago"), which
+            // would change the message, and so the status, at every check: say it from the
+            // certificate's validity window instead.
+            Rejection::Expired(_) => Finding::new(
                 Cause::CertificateExpired,
-                named(&format!("the certificate of {} has expired: {d}", i.host)),
+                named(&format!("the certificate of {} has expired", i.host)),
             ),
-            Rejection::NotYetValid(d) => Finding::new(
+            Rejection::NotYetValid(_) => Finding::new(
                 Cause::CertificateNotYetValid,
                 named(&format!(
-                    "the certificate of {} is not valid yet: {d}",
+                    "the certificate of {} is not valid yet (its notBefore is in the future)",
                     i.host
                 )),
             ),
@@ -106,4 +109,33 @@ pub fn check(i: Inputs<'_>) -> (CheckResult, Option<LeafInfo>) {
         CheckResult::passed(Check::TlsVerified, message).with_warnings(warnings),
         leaf,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(r: &Rejection) -> String {
+        let (result, _) = check(Inputs {
+            host: "bitbucket.example.com",
+            chain: &[],
+            rejection: Some(r),
+            pin: None,
+            now: jiff::Timestamp::UNIX_EPOCH,
+            warn_within: Duration::ZERO,
+        });
+        format!("{:?}", result.verdict)
+    }
+
+    #[test]
+    fn a_validity_message_does_not_change_from_one_check_to_the_next() {
+        // What rustls says, one check and a second later.
+        let a = Rejection::Expired("certificate expired: verification time 1800000000 (UNIX), but certificate is not valid after 1799827200 (172800 seconds ago)".into());
+        let b = Rejection::Expired("certificate expired: verification time 1800000001 (UNIX), but certificate is not valid after 1799827200 (172801 seconds ago)".into());
+        assert_eq!(message(&a), message(&b));
+        assert!(!message(&a).contains("seconds ago"), "{}", message(&a));
+        let a = Rejection::NotYetValid("not valid before 1800000100 (100 seconds from now)".into());
+        let b = Rejection::NotYetValid("not valid before 1800000100 (99 seconds from now)".into());
+        assert_eq!(message(&a), message(&b));
+    }
 }

@@ -8,6 +8,7 @@
 pub mod leader;
 pub mod reconcile;
 pub mod refcache;
+pub mod watch;
 
 use crate::api::{BitbucketConnection, BitbucketConnectionSpec, CaBundleKind};
 use crate::cli::NetArgs;
@@ -20,9 +21,9 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use leader::{Elector, LeaderConfig};
+use leader::{Elector, LeaderConfig, Term};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,8 +44,13 @@ pub struct RunArgs {
     /// Namespace of the Lease (default: the pod's, from POD_NAMESPACE, else "default").
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
-    #[arg(long, default_value = "bbconn-leader")]
-    pub lease_name: String,
+    /// Name of the Lease (default: bbconn-leader, or bbconn-leader-SHARD with --shard).
+    #[arg(long)]
+    pub lease_name: Option<String>,
+    /// Reconcile only connections labelled bbconn.dev/shard=NAME; without it, only connections
+    /// without that label.
+    #[arg(long, env = "BBCONN_SHARD", value_parser = parse_shard)]
+    pub shard: Option<String>,
     /// This replica's name in the Lease (default: POD_NAME, else the host name and process id).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -54,8 +60,10 @@ pub struct RunArgs {
     /// Connections checked at once.
     #[arg(long, default_value_t = 256)]
     pub concurrency: u16,
-    /// Seconds for which connections with the same credential, server and requirements share
-    /// one set of Bitbucket requests.
+    /// Connections with the same credential, server and requirements share one set of
+    /// Bitbucket requests per interval (a verdict is never older than its connection's
+    /// interval); a result that calls for a retry is shared for at most this many seconds (4 at
+    /// most, less than the shortest retry backoff).
     #[arg(long, default_value_t = 10)]
     pub share_window: u64,
     #[command(flatten)]
@@ -72,8 +80,41 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
-    #[error("lost the leader Lease; exiting so a fresh process can wait for it")]
-    LostLease,
+}
+
+/// The label that assigns a connection to a shard.
+pub const SHARD_LABEL: &str = "bbconn.dev/shard";
+
+/// A shard name must be a label value (it is matched against one, and names the Lease).
+fn parse_shard(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 50
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("a shard name is 1-50 lowercase letters, digits and '-', starting and ending with a letter or digit".into())
+    }
+}
+
+/// The label selector of this operator's connections (CONTRACT.md, "Sharding").
+pub fn shard_selector(shard: Option<&str>) -> String {
+    match shard {
+        Some(s) => format!("{SHARD_LABEL}={s}"),
+        None => format!("!{SHARD_LABEL}"),
+    }
+}
+
+/// Each shard elects its own leader.
+pub fn lease_name(explicit: Option<&str>, shard: Option<&str>) -> String {
+    match (explicit, shard) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(s)) => format!("bbconn-leader-{s}"),
+        (None, None) => "bbconn-leader".to_string(),
+    }
 }
 
 /// A stand-in for an object that could not be read, so the cache forgets it (only its name
@@ -118,6 +159,7 @@ fn slim(mut c: BitbucketConnection) -> BitbucketConnection {
 fn connections(
     client: Client,
     namespaces: &[String],
+    selector: &str,
     metrics: Arc<Metrics>,
     recorder: Arc<Recorder>,
 ) -> impl Stream<Item = Result<watcher::Event<BitbucketConnection>, watcher::Error>> + Send + 'static
@@ -131,11 +173,22 @@ fn connections(
             .map(|ns| Api::namespaced_with(client.clone(), ns, &ar))
             .collect()
     };
-    let streams = apis.into_iter().map(|api| {
-        watcher(api, watcher::Config::default())
-            .default_backoff()
+    let config = watcher::Config::default().labels(selector);
+    let streams: Vec<_> = apis
+        .into_iter()
+        .map(|api| {
+            let config = config.clone();
+            let m = metrics.clone();
+            watch::resilient(
+                "BitbucketConnections",
+                move || watcher(api.clone(), config.clone()),
+                move || {
+                    m.watch_errors.inc();
+                },
+            )
             .boxed()
-    });
+        })
+        .collect();
     let convert =
         move |obj: DynamicObject| -> Result<BitbucketConnection, Box<kube::api::ObjectMeta>> {
             let meta = obj.metadata.clone();
@@ -180,6 +233,7 @@ fn metadata_of<K>(
     namespaces: &[String],
     cache: Arc<refcache::RefCache>,
     kind: refcache::Kind,
+    metrics: Arc<Metrics>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -200,24 +254,48 @@ where
             .map(|ns| Api::namespaced(client.clone(), ns))
             .collect()
     };
+    let what = match kind {
+        refcache::Kind::Secret => "Secrets",
+        refcache::Kind::ConfigMap => "ConfigMaps",
+    };
     futures::stream::select_all(apis.into_iter().map(|api| {
         let cache = cache.clone();
-        watcher(api, watcher::Config::default())
-            .default_backoff()
-            .map_ok(move |event| {
-                let note = |o: &PartialObjectMeta<K>, deleted: bool| {
-                    let rv = if deleted { None } else { o.resource_version() };
-                    cache.observe(kind, &o.namespace().unwrap_or_default(), &o.name_any(), rv);
-                };
-                match &event {
-                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => note(o, false),
-                    watcher::Event::Delete(o) => note(o, true),
-                    watcher::Event::Init | watcher::Event::InitDone => {}
+        let m = metrics.clone();
+        watch::resilient(
+            what,
+            move || watcher(api.clone(), watcher::Config::default()),
+            move || {
+                m.watch_errors.inc();
+            },
+        )
+        .map_ok(move |event| {
+            // Only news triggers the connections that reference an object: a relist that
+            // finds a Secret unchanged must not re-check every connection.
+            let news = |o: &PartialObjectMeta<K>, deleted: bool| {
+                let rv = if deleted { None } else { o.resource_version() };
+                cache.observe(kind, &o.namespace().unwrap_or_default(), &o.name_any(), rv)
+            };
+            let touched: Vec<PartialObjectMeta<K>> = match event {
+                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                    if news(&o, false) {
+                        vec![o]
+                    } else {
+                        Vec::new()
+                    }
                 }
-                event
-            })
-            .touched_objects()
-            .boxed()
+                watcher::Event::Delete(o) => {
+                    if news(&o, true) {
+                        vec![o]
+                    } else {
+                        Vec::new()
+                    }
+                }
+                watcher::Event::Init | watcher::Event::InitDone => Vec::new(),
+            };
+            futures::stream::iter(touched.into_iter().map(Ok))
+        })
+        .try_flatten()
+        .boxed()
     }))
 }
 
@@ -318,57 +396,131 @@ async fn shutdown_signal() {
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
-    let (reader, writer) = reflector::store::<BitbucketConnection>();
-    let metrics = Metrics::new(Some(reader.clone()));
+    let metrics = Metrics::for_shard(None, args.shard.as_deref());
     let ready = Arc::new(AtomicBool::new(false));
     serve_http(args.metrics_addr, metrics.clone(), ready.clone()).await?;
-    match client.apiserver_version().await {
-        Ok(v) => {
-            tracing::info!(version = %v.git_version, "connected to the API server");
-            ready.store(true, Ordering::Relaxed);
-        }
-        Err(e) => tracing::warn!(error = %e, "the API server does not answer yet"),
+    {
+        // Started before the API server answers: wait for it, do not exit.
+        let (client, ready) = (client.clone(), ready.clone());
+        tokio::spawn(async move {
+            let mut warned = false;
+            loop {
+                match client.apiserver_version().await {
+                    Ok(v) => {
+                        tracing::info!(version = %v.git_version, "connected to the API server");
+                        ready.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    Err(e) if !warned => {
+                        tracing::warn!(error = %e, "the API server does not answer yet; waiting");
+                        warned = true;
+                    }
+                    Err(_) => {}
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     let identity = args
         .identity
         .clone()
         .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
+    let lease = lease_name(args.lease_name.as_deref(), args.shard.as_deref());
+    let lease_duration = Duration::from_secs(args.lease_duration.max(2));
+    let (renew_deadline, renew_every, retry_every) = LeaderConfig::timings(lease_duration);
+    // Its own connections: a renewal must not queue behind hundreds of status writes.
+    let lease_client = Client::try_default().await.map_err(RunError::Client)?;
     let elector = Elector::new(
-        client.clone(),
+        lease_client,
         LeaderConfig {
             namespace: args.lease_namespace.clone(),
-            name: args.lease_name.clone(),
+            name: lease.clone(),
             identity: identity.clone(),
-            lease_duration: Duration::from_secs(args.lease_duration.max(2)),
-            renew_every: Duration::from_secs((args.lease_duration / 3).max(1)),
-            retry_every: Duration::from_secs((args.lease_duration / 5).max(1)),
+            lease_duration,
+            renew_deadline,
+            renew_every,
+            retry_every,
         },
     );
     let shutdown =
         futures::future::FutureExt::shared(futures::future::FutureExt::boxed(shutdown_signal()));
-    if args.leader_election {
-        tracing::info!(identity = %identity, lease = %args.lease_name, "waiting for the leader Lease");
-        tokio::select! {
-            _ = elector.acquire() => {},
-            _ = shutdown.clone() => return Ok(()),
-        }
-        tracing::info!(identity = %identity, "holding the leader Lease");
-    }
-    ready.store(true, Ordering::Relaxed);
-    metrics.leader.set(1);
-
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "bbconn".into(),
-            instance: Some(identity.clone()),
-        },
-    );
+    // Shared across terms: what was learnt from Bitbucket stays valid when leadership moves.
     let env = Arc::new(
         Env::new(args.net.net_config()).with_sharing(Duration::from_secs(args.share_window)),
     );
     let refs = Arc::new(refcache::RefCache::default());
+    loop {
+        let term = if args.leader_election {
+            tracing::info!(identity = %identity, lease = %lease, "waiting for the leader Lease");
+            tokio::select! {
+                t = elector.acquire() => t,
+                _ = shutdown.clone() => return Ok(()),
+            }
+        } else {
+            Arc::new(Term::unbounded())
+        };
+        if args.leader_election {
+            tracing::info!(identity = %identity, lease = %lease, "holding the leader Lease");
+        }
+        metrics.leader.set(1);
+        let controller = run_term(
+            &args,
+            &client,
+            &identity,
+            env.clone(),
+            refs.clone(),
+            metrics.clone(),
+            term.clone(),
+            shutdown.clone(),
+        );
+        let lost = async {
+            if args.leader_election {
+                elector.hold(&term).await;
+            } else {
+                futures::future::pending::<()>().await;
+            }
+        };
+        // On a lost Lease the controller is dropped, which cancels reconciles in flight; the
+        // term has ended before, so none of them writes.
+        let stepped_down = tokio::select! {
+            _ = controller => false,
+            _ = lost => true,
+        };
+        metrics.leader.set(0);
+        metrics.set_store(None);
+        if !stepped_down {
+            if args.leader_election {
+                elector.release().await;
+                tracing::info!("released the leader Lease");
+            }
+            return Ok(());
+        }
+        // Keep the process: campaign again.
+    }
+}
+
+/// The controller for one term as leader, until shutdown.
+#[allow(clippy::too_many_arguments)]
+async fn run_term(
+    args: &RunArgs,
+    client: &Client,
+    identity: &str,
+    env: Arc<Env>,
+    refs: Arc<refcache::RefCache>,
+    metrics: Arc<Metrics>,
+    term: Arc<Term>,
+    shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+) {
+    let (reader, writer) = reflector::store::<BitbucketConnection>();
+    metrics.set_store(Some(reader.clone()));
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "bbconn".into(),
+            instance: Some(identity.to_string()),
+        },
+    );
     let ctx = Arc::new(reconcile::Ctx {
         refs: refs.clone(),
         client: client.clone(),
@@ -377,34 +529,30 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         metrics: metrics.clone(),
         failures: Default::default(),
         reconciling_after: Duration::from_millis(500),
+        term,
     });
-    let stream = connections(
-        client.clone(),
-        &args.namespaces,
-        metrics.clone(),
-        Arc::new(recorder),
-    )
-    .reflect(writer)
-    .applied_objects();
+    let selector = shard_selector(args.shard.as_deref());
+    let stream = watch::settled(
+        connections(
+            client.clone(),
+            &args.namespaces,
+            &selector,
+            metrics.clone(),
+            Arc::new(recorder),
+        ),
+        writer,
+        reader.clone(),
+    );
     let (s1, s2) = (reader.clone(), reader.clone());
-    let (lost_tx, lost_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = {
-        let shutdown = shutdown.clone();
-        async move {
-            tokio::select! {
-                _ = shutdown => {},
-                _ = lost_rx => {},
-            }
-        }
-    };
-    let controller = Controller::for_stream(stream, reader)
+    Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .watches_stream(
             metadata_of::<Secret>(
-                &client,
+                client,
                 &args.namespaces,
                 refs.clone(),
                 refcache::Kind::Secret,
+                metrics.clone(),
             ),
             move |s| {
                 referencing(
@@ -417,10 +565,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         )
         .watches_stream(
             metadata_of::<ConfigMap>(
-                &client,
+                client,
                 &args.namespaces,
                 refs.clone(),
                 refcache::Kind::ConfigMap,
+                metrics.clone(),
             ),
             move |c| {
                 referencing(
@@ -431,41 +580,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 )
             },
         )
-        .graceful_shutdown_on(stop)
+        .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|r| async move {
             if let Err(e) = r {
                 tracing::debug!(error = %e, "controller");
             }
-        });
-    let lost = Arc::new(AtomicBool::new(false));
-    let holder = {
-        let lost = lost.clone();
-        let enabled = args.leader_election;
-        let elector = &elector;
-        async move {
-            if enabled {
-                elector.hold().await;
-                lost.store(true, Ordering::SeqCst);
-                let _ = lost_tx.send(());
-            } else {
-                futures::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = controller => {},
-        _ = holder => {},
-    }
-    metrics.leader.set(0);
-    if lost.load(Ordering::SeqCst) {
-        return Err(RunError::LostLease);
-    }
-    if args.leader_election {
-        elector.release().await;
-        tracing::info!("released the leader Lease");
-    }
-    Ok(())
+        })
+        .await;
 }
 
 fn hostname() -> String {

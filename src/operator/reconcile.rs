@@ -34,6 +34,8 @@ pub enum ReconcileError {
     Status(#[source] kube::Error),
     #[error("the object has no namespace")]
     NoNamespace,
+    #[error("this replica no longer holds the leader Lease; nothing written")]
+    NotLeader,
 }
 
 pub struct Ctx {
@@ -47,6 +49,8 @@ pub struct Ctx {
     pub failures: Mutex<HashMap<(String, String), u32>>,
     /// How long a check of a new generation may run before Reconciling=True is written.
     pub reconciling_after: Duration,
+    /// This replica's term as leader: asked before every write.
+    pub term: Arc<super::leader::Term>,
 }
 
 impl Ctx {
@@ -135,7 +139,7 @@ fn lookup_error(e: kube::Error) -> Lookup {
 fn jitter(d: Duration) -> Duration {
     // ±10%, so connections created together do not re-check together forever.
     let f: f64 = rand::rng().random_range(0.9..1.1);
-    d.mul_f64(f)
+    Duration::try_from_secs_f64(d.as_secs_f64() * f).unwrap_or(d)
 }
 
 fn ready_of(s: Option<&BitbucketConnectionStatus>) -> Option<&Condition> {
@@ -187,6 +191,9 @@ pub async fn reconcile(
         tokio::select! {
             r = &mut check => r,
             _ = tokio::time::sleep(ctx.reconciling_after) => {
+                if !ctx.term.may_write() {
+                    return Err(ReconcileError::NotLeader);
+                }
                 write_reconciling(&api, &name, old, generation).await.map_err(ReconcileError::Status)?;
                 ctx.metrics.status_writes.inc();
                 check.await
@@ -208,8 +215,7 @@ pub async fn reconcile(
     let readiness = status::readiness(&report);
     let failures = ctx.failures(&key);
     let was_ready = ready_of(old).is_some_and(|c| c.status == "True");
-    let transient = readiness == Readiness::Unknown;
-    if transient && was_ready && failures == 0 && !new_generation && !fresh {
+    if is_blip(&report, was_ready, failures, new_generation || fresh) {
         // One blip does not flip a Ready connection: look again soon before saying Unknown.
         ctx.set_failures(key, 1);
         ctx.metrics.count_reconcile("transient");
@@ -220,6 +226,9 @@ pub async fn reconcile(
     let mut new = status::build(&report, &remedy_ctx, generation, old, (ctx.env.clock)());
     new.last_handled_requested_at = requested.or(handled);
     if old.is_none_or(|o| status::differs(o, &new)) {
+        if !ctx.term.may_write() {
+            return Err(ReconcileError::NotLeader);
+        }
         let patch = serde_json::json!({
             "apiVersion": "bbconn.dev/v1alpha1",
             "kind": "BitbucketConnection",
@@ -231,19 +240,21 @@ pub async fn reconcile(
             return Err(ReconcileError::Status(e));
         }
         ctx.metrics.status_writes.inc();
-        publish_transition(&ctx, &obj, ready_of(old), ready_of(Some(&new)), &new).await;
+        if ctx.term.may_write() {
+            publish_transition(&ctx, &obj, ready_of(old), ready_of(Some(&new)), &new).await;
+        }
     }
 
     let (result, next) = match readiness {
         Readiness::Ready => {
             ctx.set_failures(key, 0);
-            ("ready", jitter(spec.interval()))
+            ("ready", next_check(&report, spec.interval()))
         }
         Readiness::NotReady { stalled: true } => {
             ctx.set_failures(key, 0);
             // A change to the spec, Secret or CA bundle triggers a check at once; until then,
             // the interval.
-            ("stalled", jitter(spec.interval()))
+            ("stalled", next_check(&report, spec.interval()))
         }
         Readiness::NotReady { stalled: false } | Readiness::Unknown => {
             let n = failures.saturating_add(1);
@@ -253,6 +264,37 @@ pub async fn reconcile(
     };
     ctx.metrics.count_reconcile(result);
     Ok(Action::requeue(next))
+}
+
+/// One blip does not flip a Ready connection: a transient failure, or a refused connection
+/// (what a Bitbucket restart looks like), on a connection that was Ready is looked at again soon
+/// before it is reported. Only a failure that persists changes the status. Not for a new
+/// generation or a re-check the user asked for: those report what they find.
+pub fn is_blip(report: &Report, was_ready: bool, failures: u32, asked: bool) -> bool {
+    if !was_ready || failures > 0 || asked {
+        return false;
+    }
+    let refused = report
+        .first_failure()
+        .is_some_and(|f| f.cause == crate::catalogue::Cause::ConnectionRefused);
+    status::readiness(report) == Readiness::Unknown || refused
+}
+
+/// When to check a healthy or stalled connection again: when the shared Bitbucket answers it
+/// rests on go stale, so every connection of that credential, server and requirements comes
+/// back together and shares one new run (within 200 ms: the first to come starts it, the rest
+/// join it in flight). Without sharing, the interval with jitter.
+fn next_check(report: &Report, interval: Duration) -> Duration {
+    match report.fresh_until {
+        Some(until) => {
+            let spread = Duration::from_millis(rand::rng().random_range(0..200));
+            until
+                .saturating_duration_since(std::time::Instant::now())
+                .max(Duration::from_millis(500))
+                .saturating_add(spread)
+        }
+        None => jitter(interval),
+    }
 }
 
 /// 5 s doubling per consecutive failure, at most the interval; never sooner than Retry-After.
@@ -368,4 +410,80 @@ pub fn error_policy(obj: Arc<BitbucketConnection>, err: &ReconcileError, ctx: Ar
     Action::requeue(jitter(
         Duration::from_secs(1).saturating_mul(1u32 << n.min(6)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{Cause, Check};
+    use crate::checks::{CheckResult, Finding};
+
+    fn report(failure: Option<(Check, Cause)>) -> Report {
+        let results = Check::ALL
+            .iter()
+            .map(|c| match failure {
+                Some((f, cause)) if f == *c => {
+                    CheckResult::failed(*c, Finding::new(cause, "what the check saw"))
+                }
+                _ => CheckResult::passed(*c, "ok"),
+            })
+            .collect();
+        Report {
+            results,
+            invalid: None,
+            server: None,
+            certificate: None,
+            credential: None,
+            requests: vec![],
+            rate_limits: vec![],
+            durations: vec![],
+            git: None,
+            fresh_until: None,
+        }
+    }
+
+    #[test]
+    fn one_refused_connection_does_not_flip_a_ready_connection() {
+        let refused = report(Some((Check::Reachable, Cause::ConnectionRefused)));
+        assert!(
+            is_blip(&refused, true, 0, false),
+            "first refusal: look again"
+        );
+        assert!(
+            !is_blip(&refused, true, 1, false),
+            "a refusal that persists is reported"
+        );
+        assert!(
+            !is_blip(&refused, false, 0, false),
+            "not Ready before: nothing to protect"
+        );
+        assert!(
+            !is_blip(&refused, true, 0, true),
+            "a new generation reports what it finds"
+        );
+        let timeout = report(Some((Check::Reachable, Cause::ConnectionTimedOut)));
+        assert!(is_blip(&timeout, true, 0, false));
+        let revoked = report(Some((Check::Authenticated, Cause::TokenRevoked)));
+        assert!(
+            !is_blip(&revoked, true, 0, false),
+            "a revoked token is no blip"
+        );
+        assert!(!is_blip(&report(None), true, 0, false));
+    }
+
+    #[test]
+    fn healthy_connections_come_back_when_their_shared_answers_go_stale() {
+        let mut r = report(None);
+        let interval = Duration::from_secs(600);
+        let j = next_check(&r, interval);
+        assert!(j >= Duration::from_secs(540) && j <= Duration::from_secs(660));
+        r.fresh_until = Some(std::time::Instant::now() + Duration::from_secs(30));
+        let n = next_check(&r, interval);
+        assert!(
+            n > Duration::from_secs(29) && n < Duration::from_millis(30_300),
+            "{n:?}"
+        );
+        r.fresh_until = Some(std::time::Instant::now());
+        assert!(next_check(&r, interval) >= Duration::from_millis(500));
+    }
 }

@@ -24,20 +24,22 @@ pub struct RefCache {
 }
 
 impl RefCache {
-    /// From the metadata watch: the object now has `rv` (None: deleted).
-    pub fn observe(&self, kind: Kind, ns: &str, name: &str, rv: Option<String>) {
+    /// From the metadata watch: the object now has `rv` (None: deleted). Whether that is news
+    /// (created, changed or deleted since last seen): a relist that finds everything as it was
+    /// need not re-check the connections that reference it.
+    pub fn observe(&self, kind: Kind, ns: &str, name: &str, rv: Option<String>) -> bool {
         let key = (kind, ns.to_string(), name.to_string());
-        if let Ok(mut latest) = self.latest.lock() {
-            match rv {
-                Some(rv) => {
-                    latest.insert(key, rv);
+        let Ok(mut latest) = self.latest.lock() else {
+            return true;
+        };
+        match rv {
+            Some(rv) => latest.insert(key, rv.clone()).is_none_or(|old| old != rv),
+            None => {
+                let known = latest.remove(&key).is_some();
+                if let Ok(mut fetched) = self.fetched.lock() {
+                    fetched.remove(&key);
                 }
-                None => {
-                    latest.remove(&key);
-                    if let Ok(mut fetched) = self.fetched.lock() {
-                        fetched.remove(&key);
-                    }
-                }
+                known
             }
         }
     }
@@ -81,16 +83,20 @@ mod tests {
     fn data_is_reused_only_while_unchanged() {
         let c = RefCache::default();
         let found = Lookup::Found(Default::default(), Default::default());
-        c.observe(Kind::Secret, "ns", "tok", Some("5".into()));
+        assert!(c.observe(Kind::Secret, "ns", "tok", Some("5".into())));
+        assert!(
+            !c.observe(Kind::Secret, "ns", "tok", Some("5".into())),
+            "a relist that finds it unchanged is no news"
+        );
         assert!(c.get(Kind::Secret, "ns", "tok").is_none());
         c.put(Kind::Secret, "ns", "tok", Some("5".into()), &found);
         assert_eq!(c.get(Kind::Secret, "ns", "tok"), Some(found.clone()));
-        c.observe(Kind::Secret, "ns", "tok", Some("6".into()));
+        assert!(c.observe(Kind::Secret, "ns", "tok", Some("6".into())));
         assert!(
             c.get(Kind::Secret, "ns", "tok").is_none(),
             "rotated: fetch again"
         );
-        c.observe(Kind::Secret, "ns", "tok", None);
+        assert!(c.observe(Kind::Secret, "ns", "tok", None));
         c.put(Kind::Secret, "ns", "tok", None, &Lookup::NotFound);
         assert_eq!(c.get(Kind::Secret, "ns", "tok"), Some(Lookup::NotFound));
         c.put(

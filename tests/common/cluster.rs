@@ -98,6 +98,118 @@ impl Cluster {
     }
 }
 
+/// A component of the control plane stopped by [`Cluster::kill`], to be started again.
+pub struct Stopped {
+    name: String,
+    cmdline: Vec<String>,
+}
+
+impl Cluster {
+    fn env_of(&self, key: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    }
+
+    fn pid_of(&self, name: &str) -> u32 {
+        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// SIGKILLs `kube-apiserver` or `etcd`, as a crash or a node loss would.
+    pub fn kill(&self, name: &str) -> Stopped {
+        let pid = self.pid_of(name);
+        let cmdline: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap()
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}/stat")).exists()
+            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| !s.contains(") Z "))
+                .unwrap_or(false)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Stopped {
+            name: name.to_string(),
+            cmdline,
+        }
+    }
+
+    /// Starts a killed component again, with the same arguments and data.
+    pub fn restart(&self, stopped: Stopped) {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.join(format!("{}.log", stopped.name)))
+            .unwrap();
+        let mut child = Command::new(&stopped.cmdline[0])
+            .args(&stopped.cmdline[1..])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::fs::write(
+            self.dir.join(format!("{}.pid", stopped.name)),
+            child.id().to_string(),
+        )
+        .unwrap();
+        // Reaped when it exits (down.sh stops it), so it leaves no zombie behind.
+        std::thread::spawn(move || child.wait());
+    }
+
+    /// Waits until the API server answers again (after a restart).
+    pub async fn wait_ready(&self) {
+        let client = self.client().await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if client.apiserver_version().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the API server did not come back");
+    }
+
+    /// Compacts etcd's history up to now, so a watch resuming from an older resourceVersion
+    /// gets 410 Gone and must relist.
+    pub fn compact_etcd(&self) {
+        let port = self.env_of("BBCONN_ETCD_PORT");
+        let curl = |path: &str, body: &str| {
+            let out = Command::new("curl")
+                .args(["-fsS", "-X", "POST", "--max-time", "10"])
+                .arg(format!("http://127.0.0.1:{port}{path}"))
+                .args(["-d", body])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "etcd {path}: {out:?}");
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        };
+        let range = curl("/v3/kv/range", r#"{"key":"Lw=="}"#);
+        let rev = range["header"]["revision"].as_str().unwrap().to_string();
+        curl(
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision":"{rev}","physical":true}}"#),
+        );
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = Command::new("bash")
@@ -174,7 +286,11 @@ impl Operator {
             .arg("run")
             .arg(format!("--metrics-addr={metrics}"))
             .arg(format!("--identity={identity}"))
-            .args(["--lease-namespace=bbconn-system", "--lease-duration=4"])
+            .arg("--lease-namespace=bbconn-system")
+            .args(
+                (!flags.iter().any(|f| f.starts_with("--lease-duration")))
+                    .then_some("--lease-duration=4"),
+            )
             .args(flags)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "debug")
