@@ -240,7 +240,11 @@ fn base64_cores(secret: &[u8]) -> Vec<String> {
 /// Removes every form of the credential's secret values from everything a report carries
 /// into a status, an event, a metric label or `bbconn check`'s output.
 pub fn report(report: &mut Report, credential: &Credential) {
-    let s = Scrubber::from_credential(credential);
+    report_with(report, &Scrubber::from_credential(credential));
+}
+
+/// [`report`] with any scrubber (e.g. one for the egress proxy's credentials).
+pub fn report_with(report: &mut Report, s: &Scrubber) {
     for r in &mut report.results {
         match &mut r.verdict {
             crate::checks::Verdict::Failed(f) => s.clean(&mut f.message),
