@@ -130,6 +130,9 @@ impl World {
             deny_destination: vec![],
             connect_timeout: 2,
             request_timeout: 2,
+            // Hermetic: the machine's HTTPS_PROXY does not apply to the tests.
+            egress_proxy: Some(String::new()),
+            no_proxy: None,
         }
     }
 
