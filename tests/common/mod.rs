@@ -102,6 +102,10 @@ impl World {
             self.port("refusing-proxy")
         ));
         connect_to.push(format!(
+            "auth-proxy.infra:3128:127.0.0.1:{}",
+            self.port("auth-proxy")
+        ));
+        connect_to.push(format!(
             "dead-proxy.infra:3128:127.0.0.1:{}",
             self.closed_port
         ));
