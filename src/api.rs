@@ -293,6 +293,29 @@ pub struct Network {
     /// Ports a connection may use. Default [443].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_ports: Option<Vec<Port>>,
+    /// How the consumer leaves the cluster to reach a Public server: REST, the token endpoint
+    /// and git all go through it. Default: the operator's HTTPS_PROXY / NO_PROXY.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_proxy: Option<EgressProxy>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressProxy {
+    /// An HTTP CONNECT proxy, e.g. http://proxy.corp:3128.
+    #[schemars(regex(pattern = r"^http://[^/\s]+/?$"), length(max = 2048))]
+    pub proxy_url: String,
+    /// A Secret in the connection's namespace with keys username and password, sent to the
+    /// proxy as Basic Proxy-Authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<EgressProxySecretRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EgressProxySecretRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
 }
 
 /// A TCP port, 1-65535.
@@ -516,6 +539,15 @@ impl BitbucketConnectionSpec {
                 .collect(),
             None => vec![443],
         }
+    }
+    pub fn egress_proxy(&self) -> Option<&EgressProxy> {
+        self.network.as_ref().and_then(|n| n.egress_proxy.as_ref())
+    }
+    /// The Secret holding the egress proxy's credentials, where one is named.
+    pub fn egress_proxy_secret(&self) -> Option<&str> {
+        self.egress_proxy()
+            .and_then(|e| e.secret_ref.as_ref())
+            .map(|r| r.name.as_str())
     }
     pub fn proxy_url(&self) -> Option<&str> {
         self.network

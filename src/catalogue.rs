@@ -176,6 +176,12 @@ catalogue! {
     PrivateEndpointUnreachable { check: Some(NetworkPathValid), effect: RETRY, source: "seed 000: private endpoint",
         when: "the private endpoint does not answer or refuses the tunnel",
         remedy: "Check that the proxy {proxy} is running and allows CONNECT to {host}:{port}." }
+    EgressProxyUnreachable { check: Some(NetworkPathValid), effect: RETRY, source: "bbconn: consumers leave the cluster through HTTPS_PROXY",
+        when: "the egress proxy does not answer, refuses the tunnel, or answers CONNECT with a status other than 200 and 407",
+        remedy: "Check that the egress proxy (spec.network.egressProxy.proxyUrl, else the operator's HTTPS_PROXY / --egress-proxy) is running and allows CONNECT to {host}:{port}; if the server is reached directly, add {host} to NO_PROXY." }
+    EgressProxyAuthRequired { check: Some(NetworkPathValid), effect: FAIL, source: "RFC 9110 section 15.5.8: 407 Proxy Authentication Required",
+        when: "the egress proxy answers CONNECT with 407: it wants (other) proxy credentials",
+        remedy: "Set spec.network.egressProxy.secretRef to a Secret with keys username and password that the proxy accepts (Basic proxy auth), or correct them; the consumer needs the same proxy credentials." }
     PrivateServerPublicAddress { check: Some(NetworkPathValid), effect: FAIL, source: "bbconn: the address class must match spec.network.exposure",
         when: "exposure is Private, but the host resolves to public addresses",
         remedy: "If {host} is meant to be public, set spec.network.exposure: Public; otherwise find out why its name resolves to a public address." }

@@ -36,11 +36,49 @@ pub struct NetArgs {
     /// Seconds to wait for each Bitbucket answer.
     #[arg(long, default_value_t = 10)]
     pub request_timeout: u64,
+    /// The egress proxy (http://HOST:PORT, HTTP CONNECT) for Public servers whose spec names
+    /// none. Default: HTTPS_PROXY, else https_proxy; "" for none.
+    #[arg(long, value_name = "URL")]
+    pub egress_proxy: Option<String>,
+    /// Hosts reached without the operator-wide egress proxy, as NO_PROXY reads (names, domain
+    /// suffixes, *, IPs, CIDRs; comma-separated). Default: NO_PROXY, else no_proxy.
+    #[arg(long, value_name = "LIST")]
+    pub no_proxy: Option<String>,
+}
+
+/// The first of the environment variables that is set.
+fn env_any(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| std::env::var(n).ok())
 }
 
 impl NetArgs {
+    /// The network configuration; the proxy environment is read here, once, at start.
     pub fn net_config(&self) -> NetConfig {
+        let egress_proxy = self
+            .egress_proxy
+            .clone()
+            .or_else(|| env_any(&["HTTPS_PROXY", "https_proxy"]))
+            .filter(|s| !s.trim().is_empty())
+            .and_then(|s| {
+                let s = s.trim();
+                // curl takes a proxy without a scheme as http://.
+                let with_scheme = if s.contains("://") {
+                    s.to_string()
+                } else {
+                    format!("http://{s}")
+                };
+                url::Url::parse(&with_scheme).ok()
+            });
+        let no_proxy = self
+            .no_proxy
+            .clone()
+            .or_else(|| env_any(&["NO_PROXY", "no_proxy"]))
+            .unwrap_or_default()
+            .parse()
+            .unwrap_or_default();
         NetConfig {
+            egress_proxy,
+            no_proxy,
             policy: AddressPolicy::new(self.address_class.clone(), self.deny_destination.clone()),
             resolve: self.resolve.clone(),
             connect_to: self.connect_to.clone(),
@@ -98,6 +136,7 @@ pub async fn check_all(
                 secret: &c.secret,
                 ca_bundle: c.ca_bundle.as_ref(),
                 fresh: false,
+                egress_proxy_secret: c.egress_proxy_secret.as_ref(),
             },
         )
     }))

@@ -24,7 +24,7 @@ use crate::credential::{Credential, SecretString, bearer};
 use crate::profiles::{self, Effective};
 use crate::transport::http::Session;
 use crate::transport::tls::{self as tlsx, HandshakeError, LeafInfo, Trust};
-use crate::transport::{NetConfig, ProxyError, connect_via_proxy};
+use crate::transport::{NetConfig, ProxyError, connect_via_proxy, connect_via_proxy_as};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -43,6 +43,8 @@ pub struct Target<'a> {
     pub ca_bundle: Option<&'a Lookup>,
     /// Do not reuse a shared result (a user asked for a re-check).
     pub fresh: bool,
+    /// Only when spec.network.egressProxy.secretRef is set: the proxy's credentials.
+    pub egress_proxy_secret: Option<&'a Lookup>,
 }
 
 /// What the Bitbucket-facing checks need, owned, so one run can be shared by every connection
@@ -58,6 +60,9 @@ struct ProbeInput {
     declared_expiry: Option<jiff::Timestamp>,
     /// Send the credential even if Bitbucket rejected it before (a user asked for a re-check).
     fresh: bool,
+    /// Basic credentials for spec.network.egressProxy, or why they could not be had (reported
+    /// under NetworkPathValid when the proxy is used).
+    egress_auth: Result<Option<(SecretString, SecretString)>, Finding>,
 }
 
 /// The results of the Bitbucket-facing checks (every check after CredentialsResolved).
@@ -92,6 +97,16 @@ impl ProbeInput {
         }
         if let Some(t) = self.declared_expiry {
             h.update(t.as_second().to_le_bytes());
+        }
+        match &self.egress_auth {
+            Ok(Some((u, p))) => {
+                for v in [u.expose(), p.expose()] {
+                    h.update((v.len() as u64).to_le_bytes());
+                    h.update(v.as_bytes());
+                }
+            }
+            Ok(None) => {}
+            Err(f) => h.update(f.message.as_bytes()),
         }
         h.finalize().into()
     }
@@ -250,10 +265,9 @@ impl Report {
         self.first_failure().and_then(|f| f.retry_after)
     }
 
-    /// Removes every form of the credential's secret values from everything a report carries
+    /// Removes every form of the scrubber's secret values from everything a report carries
     /// into a status, an event, a metric label or `bbconn check`'s output.
-    fn scrub(&mut self, credential: &Credential) {
-        let s = crate::scrub::Scrubber::from_credential(credential);
+    fn scrub(&mut self, s: &crate::scrub::Scrubber) {
         let report = self;
         for r in &mut report.results {
             match &mut r.verdict {
@@ -412,7 +426,21 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
             spec.auth.method
         ),
     ));
+    let egress_auth = match spec.egress_proxy_secret() {
+        None => Ok(None),
+        Some(name) => checks::network_path::proxy_credentials(
+            &format!("{}/{name}", t.namespace),
+            t.egress_proxy_secret,
+        )
+        .map(|(u, p)| Some((SecretString::new(u), SecretString::new(p)))),
+    };
+    let proxy_pair = egress_auth
+        .as_ref()
+        .ok()
+        .and_then(|a| a.as_ref())
+        .map(|(u, p)| (u.expose().to_string(), p.expose().to_string()));
     let input = ProbeInput {
+        egress_auth,
         ca: ca_bundle(&t),
         spec: spec.clone(),
         req,
@@ -464,7 +492,10 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
     report.git = probed.git;
     report.requests = probed.requests;
     report.rate_limits = probed.rate_limits;
-    report.scrub(&credential);
+    report.scrub(&crate::scrub::Scrubber::from_credential(&credential));
+    if let Some((u, p)) = proxy_pair {
+        report.scrub(&crate::scrub::Scrubber::new(&[&p], &[(&u, &p)]));
+    }
     report
 }
 
@@ -1136,6 +1167,28 @@ async fn open(
         }
         None => None,
     };
+    // The egress proxy serves Public servers only: a Private one keeps its private endpoint.
+    let egress = match (spec.exposure(), spec.egress_proxy()) {
+        (crate::api::Exposure::Private, _) => None,
+        (_, Some(e)) => match url::Url::parse(&e.proxy_url) {
+            Ok(u) => Some(u),
+            Err(err) => {
+                p.fail(
+                    Check::NetworkPathValid,
+                    Finding::new(
+                        Cause::EgressProxyUnreachable,
+                        format!("spec.network.egressProxy.proxyUrl is not a URL: {err}"),
+                    ),
+                );
+                return Err(Stop);
+            }
+        },
+        (_, None) => env
+            .net
+            .egress_proxy
+            .clone()
+            .filter(|_| !env.net.no_proxy.matches(&o.host)),
+    };
     let resolved = env.net.resolve(&o.host, port).await;
     let addrs: Vec<SocketAddr> = resolved.as_ref().map(|a| a.clone()).unwrap_or_default();
     server.addresses = addrs.iter().map(|a| a.ip().to_string()).collect();
@@ -1147,6 +1200,7 @@ async fn open(
         &o.host,
         spec.exposure(),
         proxy.as_ref(),
+        egress.as_ref(),
         resolution,
         &env.net.policy,
     ) {
@@ -1185,7 +1239,7 @@ async fn open(
                         path_message(&o.host, &route),
                     ));
                 }
-                Route::Proxy(_) => p.results.push(CheckResult {
+                Route::Proxy(_) | Route::Egress(_) => p.results.push(CheckResult {
                     check: Check::NetworkPathValid,
                     verdict: Verdict::Skipped {
                         after: Check::Reachable,
@@ -1227,6 +1281,50 @@ async fn open(
                         _ => Cause::PrivateEndpointUnreachable,
                     };
                     p.fail(Check::NetworkPathValid, Finding::new(cause, e.to_string()));
+                    return Err(Stop);
+                }
+            }
+        }
+        Route::Egress(proxy) => {
+            let authorization = match egress_authorization(t, proxy) {
+                Ok(a) => a,
+                Err(f) => {
+                    p.fail(Check::NetworkPathValid, f);
+                    return Err(Stop);
+                }
+            };
+            let tunnel = connect_via_proxy_as(
+                &env.net,
+                proxy,
+                "the egress proxy",
+                authorization.as_ref().map(|a| a.expose()),
+                &o.host,
+                port,
+            )
+            .await;
+            match tunnel {
+                Ok(s) => {
+                    p.record(CheckResult::passed(
+                        Check::NetworkPathValid,
+                        path_message(&o.host, &route),
+                    ));
+                    s
+                }
+                Err(e) => {
+                    let cause = match (&e, e.status()) {
+                        (ProxyError::Denied { .. }, _) => Cause::DestinationNotAllowed,
+                        (_, Some(407)) => Cause::EgressProxyAuthRequired,
+                        _ => Cause::EgressProxyUnreachable,
+                    };
+                    let mut message = e.to_string();
+                    if cause == Cause::EgressProxyAuthRequired {
+                        message.push_str(if authorization.is_some() {
+                            " (it refused the credentials from spec.network.egressProxy.secretRef)"
+                        } else {
+                            " (no proxy credentials are configured)"
+                        });
+                    }
+                    p.fail(Check::NetworkPathValid, Finding::new(cause, message));
                     return Err(Stop);
                 }
             }
@@ -1311,6 +1409,37 @@ async fn open(
     }
 }
 
+/// The `Proxy-Authorization` value for the egress proxy: Basic from the spec's Secret, else
+/// from credentials in the proxy URL (as curl takes them from HTTPS_PROXY).
+fn egress_authorization(t: &ProbeInput, proxy: &url::Url) -> Result<Option<SecretString>, Finding> {
+    use base64::Engine as _;
+    let basic = |u: &str, p: &str| {
+        SecretString::new(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        ))
+    };
+    if t.spec.egress_proxy().is_some() {
+        return match &t.egress_auth {
+            Ok(Some((u, p))) => Ok(Some(basic(u.expose(), p.expose()))),
+            Ok(None) => Ok(None),
+            Err(f) => Err(f.clone()),
+        };
+    }
+    if proxy.username().is_empty() {
+        return Ok(None);
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    Ok(Some(basic(
+        &decode(proxy.username()),
+        &decode(proxy.password().unwrap_or_default()),
+    )))
+}
+
 fn path_message(host: &str, route: &Route) -> String {
     match route {
         Route::Direct(a) => format!(
@@ -1322,7 +1451,11 @@ fn path_message(host: &str, route: &Route) -> String {
         ),
         Route::Proxy(p) => format!(
             "{host} is reached through the private endpoint {}",
-            p.as_str().trim_end_matches('/')
+            crate::transport::shown(p)
+        ),
+        Route::Egress(p) => format!(
+            "{host} is reached through the egress proxy {}",
+            crate::transport::shown(p)
         ),
     }
 }

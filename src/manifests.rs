@@ -39,6 +39,9 @@ pub struct Connection {
     pub spec: BitbucketConnectionSpec,
     pub secret: Lookup,
     pub ca_bundle: Option<Lookup>,
+    /// Only when spec.network.egressProxy.secretRef is set; NotFound when not in the input
+    /// (reported under NetworkPathValid, as the operator would).
+    pub egress_proxy_secret: Option<Lookup>,
 }
 
 /// A Secret's or ConfigMap's data, and what bbconn reads of its metadata.
@@ -386,12 +389,19 @@ fn resolve(objects: Objects, files: &str) -> Result<Vec<Connection>, InputError>
                 }
             }
         };
+        let egress_proxy_secret = spec.egress_proxy_secret().map(|n| {
+            match objects.data.get(&("Secret", ns.clone(), n.to_string())) {
+                Some((d, m)) => Lookup::Found(d.clone(), m.clone()),
+                None => Lookup::NotFound,
+            }
+        });
         out.push(Connection {
             namespace: ns,
             name,
             spec,
             secret,
             ca_bundle,
+            egress_proxy_secret,
         });
     }
     Ok(out)

@@ -198,7 +198,11 @@ pub fn remedy_context(
             .and_then(|u| u.port_or_known_default())
             .map(|p| p.to_string())
             .unwrap_or_default(),
-        proxy: spec.proxy_url().unwrap_or_default().to_string(),
+        proxy: spec
+            .proxy_url()
+            .or(spec.egress_proxy().map(|e| e.proxy_url.as_str()))
+            .unwrap_or_default()
+            .to_string(),
     }
 }
 

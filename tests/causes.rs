@@ -135,6 +135,34 @@ fn cases() -> Vec<Case> {
             "PrivateEndpointUnreachable",
         ),
         case(
+            "egress-down",
+            at(
+                "bitbucket.example.com",
+                "egress-down",
+                &format!(
+                    "{CA}\n  network: {{egressProxy: {{proxyUrl: 'http://dead-proxy.infra:3128'}}}}"
+                ),
+            ),
+            ADMIN_TOKEN,
+            "NetworkPathValid",
+            "False",
+            "EgressProxyUnreachable",
+        ),
+        case(
+            "egress-auth",
+            at(
+                "bitbucket.example.com",
+                "egress-auth",
+                &format!(
+                    "{CA}\n  network: {{egressProxy: {{proxyUrl: 'http://auth-proxy.infra:3128'}}}}"
+                ),
+            ),
+            ADMIN_TOKEN,
+            "NetworkPathValid",
+            "False",
+            "EgressProxyAuthRequired",
+        ),
+        case(
             "proxy-down",
             at(
                 "bitbucket.internal",

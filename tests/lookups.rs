@@ -28,6 +28,7 @@ async fn first_failure(secret: Lookup) -> (Check, Cause, String) {
             spec: &spec,
             secret: &secret,
             ca_bundle: None,
+            egress_proxy_secret: None,
             fresh: false,
         },
     )

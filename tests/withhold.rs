@@ -44,6 +44,7 @@ async fn three_runs_then_a_fresh_one(
                 spec: &conn.spec,
                 secret: &secret,
                 ca_bundle: Some(&ca),
+                egress_proxy_secret: None,
                 fresh,
             },
         )

@@ -134,10 +134,22 @@ pub struct Listener {
     /// Proxy only: answer every CONNECT with 403.
     #[serde(default)]
     pub refuse: bool,
+    /// Proxy only: require Basic proxy auth with these credentials; a CONNECT without them, or
+    /// with others, is answered 407 with `Proxy-Authenticate: Basic realm=...`.
+    #[serde(default)]
+    pub proxy_auth: Option<ProxyAuth>,
     /// Data Center: the base URL the server is configured with, used in its links (clone URLs)
     /// instead of the address the client used: a server behind a reverse proxy.
     #[serde(default)]
     pub advertised_base_url: Option<String>,
+}
+
+/// Basic proxy credentials a proxy listener requires.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyAuth {
+    pub username: String,
+    pub password: String,
 }
 
 impl Listener {

@@ -84,6 +84,25 @@ pub(crate) async fn serve(shared: Arc<Shared>, idx: usize, mut client: TcpStream
         shared.record(record(405));
         return;
     }
+    if let Some(required) = config.and_then(|c| c.proxy_auth.as_ref()) {
+        use base64::Engine as _;
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", required.username, required.password))
+        );
+        if head.proxy_authorization.as_deref() != Some(expected.as_str()) {
+            let _ = client
+                .write_all(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\n\
+                      Proxy-Authenticate: Basic realm=\"bbconn-sim\"\r\n\
+                      Content-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+            shared.record(record(407));
+            return;
+        }
+    }
     let upstream: Option<SocketAddr> = match config {
         Some(c) if !c.refuse => c
             .routes

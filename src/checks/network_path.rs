@@ -1,5 +1,7 @@
 //! NetworkPathValid: the server's address class matches `spec.network.exposure`, a private server
-//! has a private endpoint, and no address is one the destination policy denies.
+//! has a private endpoint, and no address is one the destination policy denies. A Public server
+//! with an egress proxy is reached through it; its addresses, where they resolve here, are still
+//! judged (the proxy's own address is judged when it is connected to).
 
 use super::Finding;
 use crate::api::Exposure;
@@ -13,6 +15,8 @@ pub enum Route {
     Direct(Vec<SocketAddr>),
     /// Through the private endpoint (an HTTP CONNECT proxy), which resolves the host itself.
     Proxy(url::Url),
+    /// Through the egress proxy (HTTP CONNECT) to a Public server.
+    Egress(url::Url),
 }
 
 /// What the engine learned by resolving the host.
@@ -27,13 +31,16 @@ pub fn check(
     host: &str,
     exposure: Exposure,
     proxy: Option<&url::Url>,
+    egress: Option<&url::Url>,
     resolution: Resolution<'_>,
     policy: &AddressPolicy,
 ) -> Result<Route, Option<Finding>> {
     let addrs = match resolution {
         Resolution::Failed => {
-            return match (exposure, proxy) {
-                (Exposure::Private, Some(p)) => Ok(Route::Proxy(p.clone())),
+            return match (exposure, proxy, egress) {
+                (Exposure::Private, Some(p), _) => Ok(Route::Proxy(p.clone())),
+                // Clusters behind an egress proxy often cannot resolve public names; the proxy does.
+                (Exposure::Public, _, Some(e)) => Ok(Route::Egress(e.clone())),
                 _ => Err(None),
             };
         }
@@ -67,7 +74,10 @@ pub fn check(
                 list(addrs)
             ),
         ))),
-        Exposure::Public => Ok(Route::Direct(public)),
+        Exposure::Public => Ok(match egress {
+            Some(e) => Route::Egress(e.clone()),
+            None => Route::Direct(public),
+        }),
         Exposure::Private if !public.is_empty() => Err(Some(Finding::new(
             Cause::PrivateServerPublicAddress,
             format!(
@@ -86,6 +96,51 @@ pub fn check(
             ))),
         },
     }
+}
+
+/// Basic proxy credentials (username, password) from the Secret spec.network.egressProxy.secretRef
+/// names. A Secret that cannot be used means the proxy will ask for credentials the consumer
+/// does not have: EgressProxyAuthRequired, naming the Secret's problem.
+pub fn proxy_credentials(
+    secret: &str,
+    lookup: Option<&super::Lookup>,
+) -> Result<(String, String), Finding> {
+    use super::Lookup;
+    let what = format!("spec.network.egressProxy.secretRef names Secret {secret}");
+    let data = match lookup {
+        Some(Lookup::Found(data, _)) => data,
+        Some(Lookup::Forbidden(d)) => {
+            return Err(Finding::new(
+                Cause::EgressProxyAuthRequired,
+                format!("{what}, which bbconn may not read: {d}"),
+            ));
+        }
+        Some(Lookup::Failed(d)) => {
+            return Err(Finding::new(
+                Cause::ServerError,
+                format!("reading Secret {secret} failed: {d}"),
+            ));
+        }
+        Some(Lookup::NotFound) | None => {
+            return Err(Finding::new(
+                Cause::EgressProxyAuthRequired,
+                format!("{what}, which does not exist"),
+            ));
+        }
+    };
+    let key = |k: &str| {
+        data.get(k)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|v| !v.is_empty() && v.trim() == *v)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Finding::new(
+                    Cause::EgressProxyAuthRequired,
+                    format!("{what}, which has no usable key {k:?} (present, UTF-8, no surrounding whitespace)"),
+                )
+            })
+    };
+    Ok((key("username")?, key("password")?))
 }
 
 #[cfg(test)]
@@ -110,6 +165,7 @@ mod tests {
                 "h",
                 Exposure::Public,
                 None,
+                None,
                 Resolution::Addresses(&private),
                 &p
             )),
@@ -119,6 +175,7 @@ mod tests {
             cause(check(
                 "h",
                 Exposure::Private,
+                None,
                 None,
                 Resolution::Addresses(&private),
                 &p
@@ -130,6 +187,7 @@ mod tests {
                 "h",
                 Exposure::Private,
                 None,
+                None,
                 Resolution::Addresses(&public),
                 &p
             )),
@@ -139,6 +197,7 @@ mod tests {
             cause(check(
                 "h",
                 Exposure::Public,
+                None,
                 None,
                 Resolution::Addresses(&addrs(&["169.254.169.254"])),
                 &p
@@ -150,6 +209,7 @@ mod tests {
                 "h",
                 Exposure::Private,
                 Some(&proxy),
+                None,
                 Resolution::Addresses(&private),
                 &p
             ),
@@ -160,14 +220,51 @@ mod tests {
                 "h",
                 Exposure::Public,
                 None,
+                None,
                 Resolution::Addresses(&public),
                 &p
             ),
             Ok(Route::Direct(public.clone()))
         );
         assert!(matches!(
-            check("h", Exposure::Public, None, Resolution::Failed, &p),
+            check("h", Exposure::Public, None, None, Resolution::Failed, &p),
             Err(None)
         ));
+        // The egress proxy: taken when the name does not resolve here, and when it resolves to
+        // allowed public addresses; a denied address still stops it.
+        let egress: url::Url = "http://proxy.corp:3128".parse().unwrap();
+        assert_eq!(
+            check(
+                "h",
+                Exposure::Public,
+                None,
+                Some(&egress),
+                Resolution::Failed,
+                &p
+            ),
+            Ok(Route::Egress(egress.clone()))
+        );
+        assert_eq!(
+            check(
+                "h",
+                Exposure::Public,
+                None,
+                Some(&egress),
+                Resolution::Addresses(&public),
+                &p
+            ),
+            Ok(Route::Egress(egress.clone()))
+        );
+        assert_eq!(
+            cause(check(
+                "h",
+                Exposure::Public,
+                None,
+                Some(&egress),
+                Resolution::Addresses(&addrs(&["169.254.169.254"])),
+                &p
+            )),
+            Some(Cause::DestinationNotAllowed)
+        );
     }
 }

@@ -172,6 +172,10 @@ pub async fn reconcile(
             CaBundleKind::Secret => lookup_secret(&ctx, &ns, &r.name).await,
         }),
     };
+    let egress_proxy_secret = match spec.egress_proxy_secret() {
+        Some(n) => Some(lookup_secret(&ctx, &ns, n).await),
+        None => None,
+    };
     let api: Api<BitbucketConnection> = Api::namespaced(ctx.client.clone(), &ns);
     let check = engine::run(
         &ctx.env,
@@ -182,6 +186,7 @@ pub async fn reconcile(
             secret: &secret,
             ca_bundle: ca.as_ref(),
             fresh,
+            egress_proxy_secret: egress_proxy_secret.as_ref(),
         },
     );
     let report: Report = if new_generation {

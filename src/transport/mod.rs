@@ -7,6 +7,7 @@
 
 pub mod address;
 pub mod http;
+pub mod noproxy;
 pub mod tls;
 
 use address::AddressPolicy;
@@ -89,6 +90,10 @@ pub struct NetConfig {
     pub request_timeout: Duration,
     /// Largest response body read; Bitbucket's answers to the probes are a few KiB.
     pub max_body: usize,
+    /// The operator-wide egress proxy for Public servers (HTTPS_PROXY, or --egress-proxy).
+    pub egress_proxy: Option<url::Url>,
+    /// Hosts reached without the operator-wide egress proxy (NO_PROXY, or --no-proxy).
+    pub no_proxy: noproxy::NoProxy,
 }
 
 impl Default for NetConfig {
@@ -100,6 +105,8 @@ impl Default for NetConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             max_body: 1 << 20,
+            egress_proxy: None,
+            no_proxy: noproxy::NoProxy::default(),
         }
     }
 }
@@ -253,30 +260,50 @@ async fn connect_any(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStrea
 #[derive(Debug, Error)]
 pub enum ProxyError {
     /// The proxy's address is one the destination policy denies; nothing was sent to it.
-    #[error("the private endpoint {proxy} is at {addr}, an address the destination policy denies")]
+    #[error("{proxy} is at {addr}, an address the destination policy denies")]
     Denied { proxy: String, addr: String },
-    #[error("the private endpoint {proxy} is unreachable: {source}")]
+    #[error("{proxy} is unreachable: {source}")]
     Connect {
         proxy: String,
         #[source]
         source: ConnectError,
     },
-    #[error("the private endpoint {proxy} does not resolve: {source}")]
+    #[error("{proxy} does not resolve: {source}")]
     Resolve {
         proxy: String,
         #[source]
         source: ResolveError,
     },
-    #[error("the private endpoint {proxy} refused the tunnel to {target}: {status_line}")]
+    #[error("{proxy} refused the tunnel to {target}: {status_line}")]
     Refused {
         proxy: String,
         target: String,
         status_line: String,
     },
-    #[error("the private endpoint {proxy} did not answer the CONNECT to {target} in time")]
+    #[error("{proxy} did not answer the CONNECT to {target} in time")]
     TimedOut { proxy: String, target: String },
-    #[error("the private endpoint {proxy} broke off: {detail}")]
+    #[error("{proxy} broke off: {detail}")]
     Io { proxy: String, detail: String },
+}
+
+impl ProxyError {
+    /// The status code of the proxy's refusal, e.g. 407.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ProxyError::Refused { status_line, .. } => {
+                status_line.split_whitespace().nth(1)?.parse().ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A proxy URL as shown to people: never with the credentials a URL may carry.
+pub fn shown(proxy: &url::Url) -> String {
+    let mut u = proxy.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.as_str().trim_end_matches('/').to_string()
 }
 
 /// Opens a tunnel through an HTTP CONNECT proxy (RFC 9110 section 9.3.6) to host:port.
@@ -286,7 +313,20 @@ pub async fn connect_via_proxy(
     host: &str,
     port: u16,
 ) -> Result<TcpStream, ProxyError> {
-    let proxy_name = proxy.as_str().trim_end_matches('/').to_string();
+    connect_via_proxy_as(net, proxy, "the private endpoint", None, host, port).await
+}
+
+/// [`connect_via_proxy`] for a proxy in the given role ("the egress proxy"), sending
+/// `authorization` (a `Proxy-Authorization` value) where given.
+pub async fn connect_via_proxy_as(
+    net: &NetConfig,
+    proxy: &url::Url,
+    role: &str,
+    authorization: Option<&str>,
+    host: &str,
+    port: u16,
+) -> Result<TcpStream, ProxyError> {
+    let proxy_name = format!("{role} {}", shown(proxy));
     let phost = proxy.host_str().unwrap_or_default();
     let pport = proxy.port_or_known_default().unwrap_or(3128);
     let addrs = net
@@ -311,7 +351,10 @@ pub async fn connect_via_proxy(
         proxy: proxy_name.clone(),
         detail: e.to_string(),
     };
-    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    let auth_line = authorization
+        .map(|a| format!("Proxy-Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth_line}\r\n");
     let handshake = async {
         stream.write_all(request.as_bytes()).await.map_err(io)?;
         // Read the answer's head byte by byte: anything after it belongs to the tunnel.

@@ -102,6 +102,10 @@ impl World {
             self.port("refusing-proxy")
         ));
         connect_to.push(format!(
+            "auth-proxy.infra:3128:127.0.0.1:{}",
+            self.port("auth-proxy")
+        ));
+        connect_to.push(format!(
             "dead-proxy.infra:3128:127.0.0.1:{}",
             self.closed_port
         ));
@@ -130,6 +134,9 @@ impl World {
             deny_destination: vec![],
             connect_timeout: 2,
             request_timeout: 2,
+            // Hermetic: the machine's HTTPS_PROXY does not apply to the tests.
+            egress_proxy: Some(String::new()),
+            no_proxy: None,
         }
     }
 
