@@ -84,6 +84,8 @@ fn every_contract_cause_is_in_the_catalogue() {
         "GitTwoStepRequired",
         "GitPushDenied",
         "CloneUrlMismatch",
+        "EgressProxyUnreachable",
+        "EgressProxyAuthRequired",
     ] {
         assert!(
             bbconn::catalogue::Cause::parse(name).is_some(),
