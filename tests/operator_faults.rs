@@ -7,63 +7,19 @@
 mod common;
 
 use bbconn::api::BitbucketConnection;
-use common::cluster::{Cluster, Operator, apply, eventually};
-use common::{World, connection};
+use common::cluster::{Installed, Operator, apply, eventually};
+use common::connection;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const NS: &str = "faults";
 const CA: &str = "  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}";
 const GOOD: &str = "dc-alice-admin-token-0103";
 
-struct Setup {
-    cluster: Cluster,
-    admin: Client,
-    world: World,
-    sa: PathBuf,
-    api: Api<BitbucketConnection>,
-}
-
-async fn setup(name: &str) -> Setup {
-    let cluster = Cluster::start(name);
-    let admin = cluster.client().await;
-    let world = World::start().await;
-    apply(
-        &admin,
-        &std::fs::read_to_string(
-            common::cluster::repo().join("crds/bbconn.dev_bitbucketconnections.yaml"),
-        )
-        .unwrap(),
-    )
-    .await;
-    apply(&admin, &common::cluster::deploy_rbac()).await;
-    apply(
-        &admin,
-        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"),
-    )
-    .await;
-    apply(&admin, &world.ca_configmap(NS)).await;
-    let api: Api<BitbucketConnection> = Api::namespaced(admin.clone(), NS);
-    eventually(Duration::from_secs(30), "the CRD to be served", || async {
-        api.list(&ListParams::default())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    let sa = cluster
-        .service_account_kubeconfig(&admin, "bbconn-system", "bbconn")
-        .await;
-    Setup {
-        cluster,
-        admin,
-        world,
-        sa,
-        api,
-    }
+async fn setup(name: &str) -> Installed {
+    Installed::new(name, NS).await
 }
 
 fn dc(secret: &str, extra: &str) -> String {

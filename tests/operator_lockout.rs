@@ -5,9 +5,8 @@
 mod common;
 
 use bbconn::api::BitbucketConnection;
-use common::cluster::{Cluster, Operator, apply, eventually};
-use common::{World, connection};
-use kube::api::{Api, ListParams};
+use common::cluster::{Installed, Operator, apply, eventually};
+use common::connection;
 use std::time::{Duration, Instant};
 
 const NS: &str = "lockout";
@@ -34,32 +33,13 @@ fn reason(c: &BitbucketConnection, type_: &str) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_password_is_sent_once_until_the_secret_changes() {
-    let cluster = Cluster::start("lockout");
-    let admin = cluster.client().await;
-    let world = World::start().await;
-    let crd = std::fs::read_to_string(
-        common::cluster::repo().join("crds/bbconn.dev_bitbucketconnections.yaml"),
-    )
-    .unwrap();
-    apply(&admin, &crd).await;
-    apply(&admin, &common::cluster::deploy_rbac()).await;
-    apply(
-        &admin,
-        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"),
-    )
-    .await;
-    apply(&admin, &world.ca_configmap(NS)).await;
-    let api: Api<BitbucketConnection> = Api::namespaced(admin.clone(), NS);
-    eventually(WAIT, "the CRD to be served", || async {
-        api.list(&ListParams::default())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    })
-    .await;
-    let sa = cluster
-        .service_account_kubeconfig(&admin, "bbconn-system", "bbconn")
-        .await;
+    let Installed {
+        cluster,
+        admin,
+        world,
+        sa,
+        api,
+    } = Installed::new("lockout", NS).await;
     let op = Operator::start(&sa, "lockout", &cluster.dir, &world.net_flags());
 
     let spec = "  flavor: DataCenter\n  url: https://bitbucket.example.com\n  auth: {method: Basic, secretRef: {name: pw-cred}}\n  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}\n  interval: 1s\n";

@@ -383,3 +383,50 @@ where
     }
     panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
 }
+
+/// A control plane with bbconn installed as deploy/ installs it (the CRD, the RBAC), a namespace
+/// holding the world's CA bundle, and the simulator: what every end-to-end test starts from.
+pub struct Installed {
+    pub cluster: Cluster,
+    pub admin: Client,
+    pub world: super::World,
+    /// The kubeconfig of bbconn's ServiceAccount.
+    pub sa: PathBuf,
+    pub api: Api<bbconn::api::BitbucketConnection>,
+}
+
+impl Installed {
+    pub async fn new(name: &str, ns: &str) -> Installed {
+        let cluster = Cluster::start(name);
+        let admin = cluster.client().await;
+        let world = super::World::start().await;
+        let crd = std::fs::read_to_string(repo().join("crds/bbconn.dev_bitbucketconnections.yaml"))
+            .expect("crds/ holds the CRD");
+        apply(&admin, &crd).await;
+        apply(&admin, &deploy_rbac()).await;
+        apply(
+            &admin,
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n"),
+        )
+        .await;
+        apply(&admin, &world.ca_configmap(ns)).await;
+        let api: Api<bbconn::api::BitbucketConnection> = Api::namespaced(admin.clone(), ns);
+        eventually(Duration::from_secs(30), "the CRD to be served", || async {
+            api.list(&kube::api::ListParams::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        let sa = cluster
+            .service_account_kubeconfig(&admin, "bbconn-system", "bbconn")
+            .await;
+        Installed {
+            cluster,
+            admin,
+            world,
+            sa,
+            api,
+        }
+    }
+}
