@@ -60,31 +60,12 @@ pub(super) async fn step(
     let api_origin = &t.api_origin;
     // The lockout rule holds for git too: a form git refused is not sent again until the
     // Secret, the spec or bbconn.dev/requested-at changes.
+    let targets = GitTarget::all(t, clones);
     let git_key = t.git_credential_key(&header);
     if !t.fresh
         && let Some((refused, since)) = env.withheld.get(&git_key)
     {
-        let repositories = t
-            .req
-            .repositories
-            .iter()
-            .map(|(name, _)| {
-                let (owner, slug) = name.split_once('/').unwrap_or((name.as_str(), ""));
-                let advertised = clones
-                    .get(name)
-                    .and_then(|c| c.as_deref())
-                    .and_then(|c| url::Url::parse(c).ok());
-                GitRepository {
-                    name: name.clone(),
-                    clone_url: match &advertised {
-                        Some(a) => git_access::without_userinfo(a),
-                        None => {
-                            git_access::checked_url(spec.flavor, &api_origin.url, owner, slug, None)
-                        }
-                    },
-                }
-            })
-            .collect();
+        let repositories = targets.iter().map(GitTarget::info).collect();
         report.git = Some(GitInfo {
             access,
             scheme: form.scheme.as_str().to_string(),
@@ -103,33 +84,19 @@ pub(super) async fn step(
     let mut repositories = Vec::new();
     let mut others: Vec<(String, Session)> = Vec::new();
     let mut failed: Option<CheckResult> = None;
-    for (name, _) in &t.req.repositories {
-        // RepositoryAccess has passed, so the name is OWNER/slug.
-        let (owner, slug) = name.split_once('/').unwrap_or((name.as_str(), ""));
-        let advertised = clones
-            .get(name)
-            .and_then(|c| c.as_deref())
-            .and_then(|c| url::Url::parse(c).ok());
-        if let Some(a) = &advertised
+    for target in &targets {
+        let GitTarget {
+            name,
+            advertised,
+            checked,
+        } = target;
+        if let Some(a) = advertised
             && let Some(w) = git_access::clone_mismatch(spec.flavor, &api_origin.url, name, a)
         {
             warnings.push(w);
         }
-        let checked = git_access::checked_url(
-            spec.flavor,
-            &api_origin.url,
-            owner,
-            slug,
-            advertised.as_ref(),
-        );
-        repositories.push(GitRepository {
-            name: name.clone(),
-            clone_url: advertised
-                .as_ref()
-                .map(git_access::without_userinfo)
-                .unwrap_or_else(|| checked.clone()),
-        });
-        let o = match origin(&checked, "the clone URL") {
+        repositories.push(target.info());
+        let o = match origin(checked, "the clone URL") {
             Ok(o) => o,
             Err(f) => {
                 failed = Some(CheckResult::failed(Check::GitAccess, f));
@@ -162,7 +129,7 @@ pub(super) async fn step(
         };
         let repo_path = o.url.path().to_string();
         let mut api = Api::new(session, "", Some(header.clone()));
-        let probe = probe_repo(&mut api, name, &checked, &repo_path, access, &form).await;
+        let probe = probe_repo(&mut api, name, checked, &repo_path, access, &form).await;
         collect(report, &api);
         match probe {
             Ok((probe, stop)) => {
@@ -200,6 +167,54 @@ pub(super) async fn step(
         None => env.withheld.release(&git_key),
     }
     p.record(result);
+}
+
+/// A listed repository: the clone URL Bitbucket advertised for it, and the one git is checked at.
+struct GitTarget<'a> {
+    name: &'a String,
+    advertised: Option<url::Url>,
+    checked: String,
+}
+
+impl<'a> GitTarget<'a> {
+    fn all(t: &'a ProbeInput, clones: &BTreeMap<String, Option<String>>) -> Vec<GitTarget<'a>> {
+        t.req
+            .repositories
+            .iter()
+            .map(|(name, _)| {
+                // RepositoryAccess has passed, so the name is OWNER/slug.
+                let (owner, slug) = name.split_once('/').unwrap_or((name.as_str(), ""));
+                let advertised = clones
+                    .get(name)
+                    .and_then(|c| c.as_deref())
+                    .and_then(|c| url::Url::parse(c).ok());
+                let checked = git_access::checked_url(
+                    t.spec.flavor,
+                    &t.api_origin.url,
+                    owner,
+                    slug,
+                    advertised.as_ref(),
+                );
+                GitTarget {
+                    name,
+                    advertised,
+                    checked,
+                }
+            })
+            .collect()
+    }
+
+    /// What status.git shows: the advertised URL (without credentials), else the checked one.
+    fn info(&self) -> GitRepository {
+        GitRepository {
+            name: self.name.clone(),
+            clone_url: self
+                .advertised
+                .as_ref()
+                .map(git_access::without_userinfo)
+                .unwrap_or_else(|| self.checked.clone()),
+        }
+    }
 }
 
 /// Upload-pack, then (for Write) receive-pack; `true`: stop, git refused something.
