@@ -44,7 +44,24 @@ dep = next(x for x in full if x and x["kind"] == "Deployment")
 args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
 for a in ("--watch-namespace=team-a", "--watch-namespace=team-b", "--lease-namespace=bbconn-system", "--concurrency=64"):
     assert a in args, (a, args)
-print(f"render: default and full values; full has {', '.join(kinds)}; Roles' rules == ClusterRole's")
+# Shards: every Deployment's and PodDisruptionBudget's selector picks exactly one Deployment's
+# pods, or the Deployments fight over pods and a drain may take a shard's only replica.
+def selects(sel, labels):
+    ok = all(labels.get(k) == v for k, v in sel.get("matchLabels", {}).items())
+    for e in sel.get("matchExpressions", []):
+        has = e["key"] in labels
+        ok = ok and {"Exists": has, "DoesNotExist": not has,
+                     "In": has and labels[e["key"]] in e.get("values", []),
+                     "NotIn": not has or labels[e["key"]] not in e.get("values", [])}[e["operator"]]
+    return ok
+deps = [x for x in full if x and x["kind"] == "Deployment"]
+pdbs = [x for x in full if x and x["kind"] == "PodDisruptionBudget"]
+assert len(deps) == 3 and len(pdbs) == 3, (len(deps), len(pdbs))
+for sel_of in deps + pdbs:
+    picked = [d["metadata"]["name"] for d in deps if selects(sel_of["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])]
+    assert len(picked) == 1, (sel_of["kind"], sel_of["metadata"]["name"], picked)
+print(f"render: default and full values; full has {', '.join(kinds)}; Roles' rules == ClusterRole's; "
+      f"{len(deps)} shard Deployments and PodDisruptionBudgets, each selecting one Deployment's pods")
 PY
 
 # --- cluster -----------------------------------------------------------------
