@@ -14,6 +14,7 @@ pub mod engine;
 pub mod finding;
 pub mod manifests;
 pub mod memo;
+pub mod net_args;
 pub mod operator;
 pub mod profiles;
 pub mod scrub;
