@@ -3,6 +3,10 @@
 //! counters and the histogram are fed by the reconciler.
 
 use crate::api::BitbucketConnection;
+use kube::core::DeserializeGuard;
+
+/// The operator's cache holds connections as read, valid or not; the gauges count the valid.
+type Guarded = DeserializeGuard<BitbucketConnection>;
 use crate::catalogue::Check;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
@@ -53,20 +57,18 @@ pub struct Metrics {
     pub rate_limit_remaining: Family<RateLimitLabels, Gauge<i64, AtomicI64>>,
     pub rate_limit_near: Family<RateLimitLabels, Gauge<i64, AtomicI64>>,
     /// The store the connection gauges read: each leadership term has its own.
-    connections: Arc<RwLock<Option<Store<BitbucketConnection>>>>,
+    connections: Arc<RwLock<Option<Store<Guarded>>>>,
+    shard: Option<String>,
 }
 
 impl Metrics {
-    pub fn new(store: Option<Store<BitbucketConnection>>) -> Arc<Metrics> {
+    pub fn new(store: Option<Store<Guarded>>) -> Arc<Metrics> {
         Metrics::for_shard(store, None)
     }
 
     /// With `shard`, every series is labelled `shard="NAME"`, so several shards' metrics can be
     /// told apart and summed.
-    pub fn for_shard(
-        store: Option<Store<BitbucketConnection>>,
-        shard: Option<&str>,
-    ) -> Arc<Metrics> {
+    pub fn for_shard(store: Option<Store<Guarded>>, shard: Option<&str>) -> Arc<Metrics> {
         let mut registry = match shard {
             Some(s) => Registry::with_labels(
                 [(
@@ -148,9 +150,6 @@ impl Metrics {
             rate_limit_near.clone(),
         );
         let connections = Arc::new(RwLock::new(store));
-        registry.register_collector(Box::new(ConnectionCollector {
-            store: connections.clone(),
-        }));
         Arc::new(Metrics {
             registry,
             check_duration,
@@ -165,6 +164,7 @@ impl Metrics {
             rate_limit_remaining,
             rate_limit_near,
             connections,
+            shard: shard.map(str::to_string),
         })
     }
 
@@ -189,7 +189,7 @@ impl Metrics {
 
     /// The store the connection gauges are computed from (None: no connections, as a replica
     /// that does not lead).
-    pub fn set_store(&self, store: Option<Store<BitbucketConnection>>) {
+    pub fn set_store(&self, store: Option<Store<Guarded>>) {
         if let Ok(mut s) = self.connections.write() {
             *s = store;
         }
@@ -220,122 +220,220 @@ impl Metrics {
             .inc();
     }
 
+    /// The whole exposition in one string (what `chunks` yields, joined).
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        self.chunks().collect()
     }
+
+    /// The exposition in pieces of at most `CHUNK` connections: 10,000 connections make ~40 MB
+    /// of text (the condition gauges are one-hot), which a scrape must not hold at once.
+    pub fn chunks(&self) -> impl Iterator<Item = String> + Send + 'static {
+        let objects = self
+            .connections
+            .read()
+            .ok()
+            .and_then(|s| s.as_ref().map(|s| s.state()))
+            .unwrap_or_default();
+        let mut head = String::new();
+        if prometheus_client::encoding::text::encode_registry(&mut head, &self.registry).is_err() {
+            head.clear();
+        }
+        let shard = self.shard.clone();
+        let families = ConnectionFamily::ALL.into_iter().flat_map(move |family| {
+            let objects = objects.clone();
+            let shard = shard.clone();
+            // An empty family still shows its descriptor.
+            let pieces = objects.len().div_ceil(CHUNK).max(1);
+            (0..pieces).map(move |i| {
+                let end = objects.len().min((i + 1) * CHUNK);
+                let part = &objects[(i * CHUNK).min(end)..end];
+                encode_part(family, part, shard.as_deref(), i == 0)
+            })
+        });
+        std::iter::once(head)
+            .chain(families)
+            .chain(std::iter::once("# EOF\n".to_string()))
+    }
+}
+
+/// Connections per piece of the exposition.
+const CHUNK: usize = 200;
+
+/// One family's lines for some connections, encoded by prometheus_client (escaping, the shard
+/// label) through a throwaway registry; the descriptor only with the first piece.
+fn encode_part(
+    family: ConnectionFamily,
+    objects: &[Arc<Guarded>],
+    shard: Option<&str>,
+    first: bool,
+) -> String {
+    let mut registry = match shard {
+        Some(s) => Registry::with_labels(
+            [(
+                std::borrow::Cow::Borrowed("shard"),
+                std::borrow::Cow::Owned(s.to_string()),
+            )]
+            .into_iter(),
+        ),
+        None => Registry::default(),
+    };
+    registry.register_collector(Box::new(ConnectionCollector {
+        family,
+        objects: objects.to_vec(),
+    }));
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode_registry(&mut text, &registry).is_err() {
+        return String::new();
+    }
+    if first {
+        text
+    } else {
+        // Metric lines never start with "# ": only HELP, TYPE and UNIT do.
+        text.lines()
+            .filter(|l| !l.starts_with("# "))
+            .flat_map(|l| [l, "\n"])
+            .collect()
+    }
+}
+
+/// The per-connection gauges, one family at a time.
+#[derive(Clone, Copy, Debug)]
+enum ConnectionFamily {
+    Ready,
+    Condition,
+    Withheld,
+    TokenExpiry,
+    CertificateExpiry,
+}
+
+impl ConnectionFamily {
+    const ALL: [ConnectionFamily; 5] = [
+        ConnectionFamily::Ready,
+        ConnectionFamily::Condition,
+        ConnectionFamily::Withheld,
+        ConnectionFamily::TokenExpiry,
+        ConnectionFamily::CertificateExpiry,
+    ];
 }
 
 /// Gauges from the cache, at scrape time.
 #[derive(Debug)]
 struct ConnectionCollector {
-    store: Arc<RwLock<Option<Store<BitbucketConnection>>>>,
+    family: ConnectionFamily,
+    objects: Vec<Arc<Guarded>>,
 }
 
 fn parse_ts(s: &str) -> Option<i64> {
     s.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
+fn token_expiry(o: &BitbucketConnection) -> Option<i64> {
+    o.status
+        .as_ref()?
+        .credential
+        .as_ref()?
+        .expires_at
+        .as_deref()
+        .and_then(parse_ts)
+}
+
+fn certificate_expiry(o: &BitbucketConnection) -> Option<i64> {
+    parse_ts(&o.status.as_ref()?.certificate.as_ref()?.not_after)
+}
+
 impl Collector for ConnectionCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let objects = self
-            .store
-            .read()
-            .ok()
-            .and_then(|s| s.as_ref().map(|s| s.state()))
-            .unwrap_or_default();
         let name = |o: &BitbucketConnection| (o.namespace().unwrap_or_default(), o.name_any());
-        {
-            let mut m = encoder.encode_descriptor(
-                "bbconn_connection_ready",
-                "1 when the connection's Ready condition is True",
-                None,
-                MetricType::Gauge,
-            )?;
-            for o in &objects {
-                let (ns, n) = name(o);
-                let ready = o
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-                    .is_some_and(|c| c.status == "True");
-                ConstGauge::new(i64::from(ready))
-                    .encode(m.encode_family(&[("namespace", ns), ("name", n)])?)?;
+        let objects: Vec<&BitbucketConnection> = self
+            .objects
+            .iter()
+            .filter_map(|w| w.0.as_ref().ok())
+            .collect();
+        match self.family {
+            ConnectionFamily::Ready => {
+                let mut m = encoder.encode_descriptor(
+                    "bbconn_connection_ready",
+                    "1 when the connection's Ready condition is True",
+                    None,
+                    MetricType::Gauge,
+                )?;
+                for o in &objects {
+                    let (ns, n) = name(o);
+                    let ready = o
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+                        .is_some_and(|c| c.status == "True");
+                    ConstGauge::new(i64::from(ready))
+                        .encode(m.encode_family(&[("namespace", ns), ("name", n)])?)?;
+                }
             }
-        }
-        {
-            let mut m = encoder.encode_descriptor(
-                "bbconn_connection_condition",
-                "One-hot over each condition's status (True, False, Unknown), labelled with its reason",
-                None,
-                MetricType::Gauge,
-            )?;
-            for o in &objects {
-                let (ns, n) = name(o);
-                for c in o.status.iter().flat_map(|s| s.conditions.iter()) {
-                    for status in ["True", "False", "Unknown"] {
-                        let labels = [
-                            ("namespace", ns.clone()),
-                            ("name", n.clone()),
-                            ("type", c.type_.clone()),
-                            ("status", status.to_string()),
-                            ("reason", c.reason.clone()),
-                        ];
-                        ConstGauge::new(i64::from(c.status == status))
-                            .encode(m.encode_family(&labels)?)?;
+            ConnectionFamily::Condition => {
+                let mut m = encoder.encode_descriptor(
+                    "bbconn_connection_condition",
+                    "One-hot over each condition's status (True, False, Unknown), labelled with its reason",
+                    None,
+                    MetricType::Gauge,
+                )?;
+                for o in &objects {
+                    let (ns, n) = name(o);
+                    for c in o.status.iter().flat_map(|s| s.conditions.iter()) {
+                        for status in ["True", "False", "Unknown"] {
+                            let labels = [
+                                ("namespace", ns.clone()),
+                                ("name", n.clone()),
+                                ("type", c.type_.clone()),
+                                ("status", status.to_string()),
+                                ("reason", c.reason.clone()),
+                            ];
+                            ConstGauge::new(i64::from(c.status == status))
+                                .encode(m.encode_family(&labels)?)?;
+                        }
                     }
                 }
             }
-        }
-        {
-            let mut m = encoder.encode_descriptor(
-                "bbconn_credential_withheld",
-                "1 while bbconn does not send the connection's credential, which Bitbucket rejected, until the Secret, the spec or bbconn.dev/requested-at changes",
-                None,
-                MetricType::Gauge,
-            )?;
-            for o in &objects {
-                let (ns, n) = name(o);
-                let withheld = o
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.credential.as_ref())
-                    .is_some_and(|c| c.withheld_since.is_some());
-                ConstGauge::new(i64::from(withheld))
-                    .encode(m.encode_family(&[("namespace", ns), ("name", n)])?)?;
-            }
-        }
-        type Getter = fn(&BitbucketConnection) -> Option<i64>;
-        let expiries: [(&str, &str, Getter); 2] = [
-            (
-                "bbconn_token_expiry_timestamp_seconds",
-                "When the connection's token expires (Unix seconds), where Bitbucket or the Secret's bbconn.dev/expires-at tells",
-                |o| {
-                    o.status
-                        .as_ref()?
-                        .credential
-                        .as_ref()?
-                        .expires_at
-                        .as_deref()
-                        .and_then(parse_ts)
-                },
-            ),
-            (
-                "bbconn_certificate_expiry_timestamp_seconds",
-                "When the server's certificate expires (Unix seconds)",
-                |o| parse_ts(&o.status.as_ref()?.certificate.as_ref()?.not_after),
-            ),
-        ];
-        for (metric, help, get) in expiries {
-            let mut m = encoder.encode_descriptor(metric, help, None, MetricType::Gauge)?;
-            for o in &objects {
-                if let Some(ts) = get(o) {
+            ConnectionFamily::Withheld => {
+                let mut m = encoder.encode_descriptor(
+                    "bbconn_credential_withheld",
+                    "1 while bbconn does not send the connection's credential, which Bitbucket rejected, until the Secret, the spec or bbconn.dev/requested-at changes",
+                    None,
+                    MetricType::Gauge,
+                )?;
+                for o in &objects {
                     let (ns, n) = name(o);
-                    ConstGauge::new(ts)
+                    let withheld = o
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.credential.as_ref())
+                        .is_some_and(|c| c.withheld_since.is_some());
+                    ConstGauge::new(i64::from(withheld))
                         .encode(m.encode_family(&[("namespace", ns), ("name", n)])?)?;
+                }
+            }
+            ConnectionFamily::TokenExpiry | ConnectionFamily::CertificateExpiry => {
+                let (metric, help, get): (&str, &str, fn(&BitbucketConnection) -> Option<i64>) = if matches!(
+                    self.family,
+                    ConnectionFamily::TokenExpiry
+                ) {
+                    (
+                        "bbconn_token_expiry_timestamp_seconds",
+                        "When the connection's token expires (Unix seconds), where Bitbucket or the Secret's bbconn.dev/expires-at tells",
+                        token_expiry,
+                    )
+                } else {
+                    (
+                        "bbconn_certificate_expiry_timestamp_seconds",
+                        "When the server's certificate expires (Unix seconds)",
+                        certificate_expiry,
+                    )
+                };
+                let mut m = encoder.encode_descriptor(metric, help, None, MetricType::Gauge)?;
+                for o in &objects {
+                    if let Some(ts) = get(o) {
+                        let (ns, n) = name(o);
+                        ConstGauge::new(ts)
+                            .encode(m.encode_family(&[("namespace", ns), ("name", n)])?)?;
+                    }
                 }
             }
         }

@@ -10,14 +10,14 @@ pub mod reconcile;
 pub mod refcache;
 pub mod watch;
 
-use crate::api::{BitbucketConnection, BitbucketConnectionSpec, CaBundleKind};
-use crate::cli::NetArgs;
+use crate::api::{BitbucketConnection, CaBundleKind};
 use crate::engine::Env;
+use crate::net_args::NetArgs;
 use crate::telemetry::Metrics;
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ApiResource, DynamicObject};
-use kube::core::PartialObjectMeta;
+use kube::api::Api;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -57,8 +57,9 @@ pub struct RunArgs {
     /// Seconds another replica waits for an unrenewed Lease.
     #[arg(long, default_value_t = 15)]
     pub lease_duration: u64,
-    /// Connections checked at once.
-    #[arg(long, default_value_t = 256)]
+    /// Connections checked at once. Each check in flight holds its task and its API-server
+    /// connection; 64 keep up with thousands of changes per minute.
+    #[arg(long, default_value_t = 64)]
     pub concurrency: u16,
     /// Connections with the same credential, server and requirements share one set of
     /// Bitbucket requests per interval (a verdict is never older than its connection's
@@ -117,63 +118,42 @@ pub fn lease_name(explicit: Option<&str>, shard: Option<&str>) -> String {
     }
 }
 
-/// A stand-in for an object that could not be read, so the cache forgets it (only its name
-/// matters to a Delete).
-fn placeholder(metadata: kube::api::ObjectMeta) -> BitbucketConnection {
-    BitbucketConnection {
-        metadata,
-        spec: BitbucketConnectionSpec {
-            flavor: crate::api::Flavor::Cloud,
-            url: None,
-            auth: crate::api::Auth {
-                method: crate::api::AuthMethod::AccessToken,
-                secret_ref: crate::api::SecretRef::default(),
-                token_url: None,
-            },
-            profiles: Vec::new(),
-            requirements: None,
-            tls: None,
-            network: None,
-            git: None,
-            interval: None,
-            expiry_warning: None,
-        },
-        status: None,
-    }
-}
-
 /// What the cache keeps of a connection: no managed fields, no annotations but requested-at, a
 /// compacted status. 10,000 connections must fit in tens of MiB.
-fn slim(mut c: BitbucketConnection) -> BitbucketConnection {
-    c.metadata.managed_fields = None;
-    c.metadata.labels = None;
-    if let Some(a) = c.metadata.annotations.as_mut() {
+fn slim(w: &mut Watched) {
+    let meta = w.meta_mut();
+    meta.managed_fields = None;
+    meta.labels = None;
+    if let Some(a) = meta.annotations.as_mut() {
         a.retain(|k, _| k == reconcile::REQUESTED_AT);
     }
-    c.status = c.status.as_ref().map(crate::status::compact);
-    c
+    if let Ok(c) = w.0.as_mut() {
+        c.status = c.status.as_ref().map(crate::status::compact);
+    }
 }
 
-/// BitbucketConnections as typed objects; one that cannot be read is reported and dropped, and
-/// does not break the watch (a typed watch would fail its whole list on it).
+/// A watched BitbucketConnection: one that cannot be read (an older or hand-edited object the
+/// schema no longer fits) is kept as its metadata and reported by its reconcile, and does not
+/// break the watch, which a plain typed list would fail on.
+pub type Watched = DeserializeGuard<BitbucketConnection>;
+
+/// BitbucketConnections in the watched namespaces, slimmed for the cache.
 fn connections(
     client: Client,
     namespaces: &[String],
     selector: &str,
     metrics: Arc<Metrics>,
-    recorder: Arc<Recorder>,
-) -> impl Stream<Item = Result<watcher::Event<BitbucketConnection>, watcher::Error>> + Send + 'static
-{
-    let ar = ApiResource::erase::<BitbucketConnection>(&());
-    let apis: Vec<Api<DynamicObject>> = if namespaces.is_empty() {
-        vec![Api::all_with(client, &ar)]
+) -> impl Stream<Item = Result<watcher::Event<Watched>, watcher::Error>> + Send + 'static {
+    let apis: Vec<Api<Watched>> = if namespaces.is_empty() {
+        vec![Api::all(client)]
     } else {
         namespaces
             .iter()
-            .map(|ns| Api::namespaced_with(client.clone(), ns, &ar))
+            .map(|ns| Api::namespaced(client.clone(), ns))
             .collect()
     };
-    let config = watcher::Config::default().labels(selector);
+    // Small pages: a page is held whole while it is decoded.
+    let config = watcher::Config::default().labels(selector).page_size(100);
     let streams: Vec<_> = apis
         .into_iter()
         .map(|api| {
@@ -189,42 +169,7 @@ fn connections(
             .boxed()
         })
         .collect();
-    let convert =
-        move |obj: DynamicObject| -> Result<BitbucketConnection, Box<kube::api::ObjectMeta>> {
-            let meta = obj.metadata.clone();
-            let reference = obj.object_ref(&ar);
-            obj.try_parse::<BitbucketConnection>().map(slim).map_err(|e| {
-            metrics.invalid_objects.inc();
-            tracing::warn!(namespace = ?meta.namespace, name = ?meta.name, error = %e, "skipping a BitbucketConnection that cannot be read");
-            let recorder = recorder.clone();
-            let note = format!("bbconn cannot read this object, so it is not checked: {e}");
-            tokio::spawn(async move {
-                let ev = kube::runtime::events::Event {
-                    type_: kube::runtime::events::EventType::Warning,
-                    reason: "InvalidObject".into(),
-                    note: Some(note),
-                    action: "Read".into(),
-                    secondary: None,
-                };
-                let _ = recorder.publish(&ev, &reference).await;
-            });
-            Box::new(meta)
-        })
-        };
-    futures::stream::select_all(streams).map_ok(move |event| match event {
-        watcher::Event::Apply(o) => match convert(o) {
-            Ok(c) => watcher::Event::Apply(c),
-            // If an earlier version was readable, the cache forgets it.
-            Err(meta) => watcher::Event::Delete(placeholder(*meta)),
-        },
-        watcher::Event::InitApply(o) => match convert(o) {
-            Ok(c) => watcher::Event::InitApply(c),
-            Err(meta) => watcher::Event::Delete(placeholder(*meta)),
-        },
-        watcher::Event::Delete(o) => watcher::Event::Delete(placeholder(o.metadata)),
-        watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitDone => watcher::Event::InitDone,
-    })
+    futures::stream::select_all(streams).map_ok(|event| event.modify(slim))
 }
 
 /// Metadata-only watches of Secrets or ConfigMaps, in the watched namespaces.
@@ -301,14 +246,15 @@ where
 
 /// The connections that reference a Secret or ConfigMap.
 fn referencing(
-    store: &Store<BitbucketConnection>,
+    store: &Store<Watched>,
     kind: CaBundleKind,
     ns: &str,
     name: &str,
-) -> Vec<ObjectRef<BitbucketConnection>> {
+) -> Vec<ObjectRef<Watched>> {
     store
         .state()
         .iter()
+        .filter_map(|w| w.0.as_ref().ok())
         .filter(|c| c.namespace().as_deref() == Some(ns))
         .filter(|c| {
             let secret = kind == CaBundleKind::Secret && c.spec.auth.secret_ref.name == name;
@@ -320,7 +266,7 @@ fn referencing(
                 .is_some_and(|r| r.kind == kind && r.name == name);
             secret || ca
         })
-        .map(|c| ObjectRef::from_obj(c.as_ref()))
+        .map(|c| ObjectRef::new(&c.name_any()).within(ns))
         .collect()
 }
 
@@ -340,12 +286,17 @@ async fn serve_http(
             get(move || {
                 let m = metrics.clone();
                 async move {
+                    // Streamed piece by piece: the whole text of a large fleet is tens of MB.
+                    let pieces = futures::stream::iter(
+                        m.chunks()
+                            .map(|p| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(p))),
+                    );
                     (
                         [(
                             header::CONTENT_TYPE,
                             "application/openmetrics-text; version=1.0.0; charset=utf-8",
                         )],
-                        m.encode(),
+                        axum::body::Body::from_stream(pieces),
                     )
                 }
             }),
@@ -512,7 +463,7 @@ async fn run_term(
     term: Arc<Term>,
     shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
 ) {
-    let (reader, writer) = reflector::store::<BitbucketConnection>();
+    let (reader, writer) = reflector::store::<Watched>();
     metrics.set_store(Some(reader.clone()));
     let recorder = Recorder::new(
         client.clone(),
@@ -533,13 +484,7 @@ async fn run_term(
     });
     let selector = shard_selector(args.shard.as_deref());
     let stream = watch::settled(
-        connections(
-            client.clone(),
-            &args.namespaces,
-            &selector,
-            metrics.clone(),
-            Arc::new(recorder),
-        ),
+        connections(client.clone(), &args.namespaces, &selector, metrics.clone()),
         writer,
         reader.clone(),
     );

@@ -146,10 +146,49 @@ fn ready_of(s: Option<&BitbucketConnectionStatus>) -> Option<&Condition> {
     s.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
 }
 
+/// A connection as watched: checked if it could be read, reported once per change if not.
 pub async fn reconcile(
-    obj: Arc<BitbucketConnection>,
+    watched: Arc<super::Watched>,
     ctx: Arc<Ctx>,
 ) -> Result<Action, ReconcileError> {
+    match &watched.0 {
+        Ok(obj) => check(obj, ctx).await,
+        Err(invalid) => {
+            report_invalid(&ctx, &watched, invalid).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// An object that does not fit the schema is not checked: a Warning says why, and its next
+/// change is looked at again.
+async fn report_invalid(
+    ctx: &Ctx,
+    watched: &super::Watched,
+    invalid: &kube::core::error_boundary::InvalidObject,
+) {
+    let meta = watched.meta();
+    ctx.metrics.invalid_objects.inc();
+    tracing::warn!(namespace = ?meta.namespace, name = ?meta.name, error = %invalid.error, "skipping a BitbucketConnection that cannot be read");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "InvalidObject".into(),
+        note: Some(truncate(
+            &format!(
+                "bbconn cannot read this object, so it is not checked: {}",
+                invalid.error
+            ),
+            1000,
+        )),
+        action: "Read".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &watched.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing an event failed");
+    }
+}
+
+async fn check(obj: &BitbucketConnection, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
     let ns = obj.namespace().ok_or(ReconcileError::NoNamespace)?;
     let name = obj.name_any();
     let key = (ns.clone(), name.clone());
@@ -246,7 +285,7 @@ pub async fn reconcile(
         }
         ctx.metrics.status_writes.inc();
         if ctx.term.may_write() {
-            publish_transition(&ctx, &obj, ready_of(old), ready_of(Some(&new)), &new).await;
+            publish_transition(&ctx, obj, ready_of(old), ready_of(Some(&new)), &new).await;
         }
     }
 
@@ -406,7 +445,7 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-pub fn error_policy(obj: Arc<BitbucketConnection>, err: &ReconcileError, ctx: Arc<Ctx>) -> Action {
+pub fn error_policy(obj: Arc<super::Watched>, err: &ReconcileError, ctx: Arc<Ctx>) -> Action {
     let key = (obj.namespace().unwrap_or_default(), obj.name_any());
     let n = ctx.failures(&key).saturating_add(1);
     ctx.set_failures(key, n);

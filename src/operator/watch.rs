@@ -171,6 +171,20 @@ impl Wants for crate::api::BitbucketConnection {
     }
 }
 
+impl Wants for kube::core::DeserializeGuard<crate::api::BitbucketConnection> {
+    fn wants_check_since(&self, old: &Self) -> bool {
+        match (&self.0, &old.0) {
+            (Ok(new), Ok(old)) => new.wants_check_since(old),
+            // Readable again, unreadable now, or an unreadable one edited: look again.
+            _ => {
+                self.0.is_ok() != old.0.is_ok()
+                    || self.meta().uid != old.meta().uid
+                    || self.meta().generation != old.meta().generation
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
