@@ -5,7 +5,10 @@
 //! API-server requests and status writes at steady state, Secret-rotation-to-Ready latency (p50,
 //! p99), and the connections left without a current status (must be 0). Each size runs
 //! `BBCONN_BENCH_RUNS` times (3); the worst of each figure is reported.
-//! `BBCONN_BENCH_SIZES=1000` runs one size only.
+//! `BBCONN_BENCH_SIZES=1000` runs one size only; `30000x3` spreads 30,000 connections over three
+//! shards (`bbconn run --shard`, label `bbconn.dev/shard`), one operator process each: RSS is
+//! the largest process's, requests and writes are the sum, and the request bound counts
+//! distinct inputs per shard (processes do not share verdicts).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/common/mod.rs"]
@@ -28,10 +31,22 @@ const INTERVAL_SECS: u64 = 10;
 const SETTLE_INTERVALS: u64 = 10;
 const MEASURED_INTERVALS: u64 = 3;
 
-/// Distinct (credential, server, requirements) among n connections: connection i uses
-/// credential (i / NAMESPACES) % CREDENTIALS.
-fn distinct(n: usize) -> usize {
-    n.div_ceil(NAMESPACES).min(CREDENTIALS)
+/// Distinct (credential, server, requirements) per shard, summed over the shards: connection i
+/// uses credential (i / NAMESPACES) % CREDENTIALS and shard i % shards.
+fn distinct(n: usize, shards: usize) -> usize {
+    (0..shards)
+        .map(|j| {
+            let creds: std::collections::BTreeSet<usize> = (j..n)
+                .step_by(shards)
+                .map(|i| (i / NAMESPACES) % CREDENTIALS)
+                .collect();
+            creds.len()
+        })
+        .sum()
+}
+
+fn shard_name(i: usize, shards: usize) -> Option<String> {
+    (shards > 1).then(|| format!("s{}", i % shards))
 }
 
 /// One run's figures.
@@ -174,38 +189,43 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let sizes: Vec<usize> = std::env::var("BBCONN_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1000, 10_000]);
+    // "N" or "NxSHARDS".
+    let sizes: Vec<(usize, usize)> = std::env::var("BBCONN_BENCH_SIZES")
+        .unwrap_or_else(|_| "1000,10000,30000x3".into())
+        .split(',')
+        .filter_map(|x| {
+            let (n, k) = x.trim().split_once('x').unwrap_or((x.trim(), "1"));
+            Some((n.parse().ok()?, k.parse::<usize>().ok()?.max(1)))
+        })
+        .collect();
     let runs: usize = std::env::var("BBCONN_BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
     let mut summary = Vec::new();
-    for n in sizes {
+    for (n, shards) in sizes {
         let figures: Vec<Figures> = {
             let mut v = Vec::new();
             for r in 0..runs {
                 println!("\n-- run {} of {runs}", r + 1);
-                v.push(run(n).await);
+                v.push(run(n, shards).await);
             }
             v
         };
-        summary.push((n, Figures::worst(&figures)));
+        summary.push((n, shards, Figures::worst(&figures)));
     }
     println!("\n== worst of {runs} runs per size ==");
-    for (n, w) in summary {
+    for (n, shards, w) in summary {
         println!(
-            "{n} connections: all Ready {:.1}s after the first create, {:.1}s after the last; peak RSS {:.1} MiB; \
+            "{n} connections on {shards} shard(s): all Ready {:.1}s after the first create, {:.1}s after the last; peak RSS {:.1} MiB (largest process); \
              steady state per {INTERVAL_SECS}s interval: {:.0} Bitbucket requests ({:.2} x {} distinct inputs x {:.0} requests per check), \
              {:.1} status writes, {:.0} API-server requests; rotation p50 {:.0} ms, p99 {:.0} ms; without a current status: {}",
             w.all_ready_after_first,
             w.all_ready_after_last,
             w.peak_rss_mib,
             w.requests_per_interval,
-            w.requests_per_interval / (distinct(n) as f64 * w.requests_per_check.max(1.0)),
-            distinct(n),
+            w.requests_per_interval / (distinct(n, shards) as f64 * w.requests_per_check.max(1.0)),
+            distinct(n, shards),
             w.requests_per_check,
             w.writes_per_interval,
             w.apiserver_per_interval,
@@ -216,12 +236,12 @@ async fn main() {
     }
 }
 
-async fn run(n: usize) -> Figures {
+async fn run(n: usize, shards: usize) -> Figures {
     let mut fig = Figures::default();
     println!(
-        "\n== {n} connections, {NAMESPACES} namespaces, {CREDENTIALS} credentials, interval {INTERVAL_SECS}s =="
+        "\n== {n} connections, {NAMESPACES} namespaces, {CREDENTIALS} credentials, {shards} shard(s), interval {INTERVAL_SECS}s =="
     );
-    let cluster = Cluster::start(&format!("bench{n}"));
+    let cluster = Cluster::start(&format!("bench{n}x{shards}"));
     let admin = cluster.client().await;
     let pki = Pki::new();
     let sim = Simulator::start(Fixture::from_yaml(&fixture()).unwrap(), &pki)
@@ -268,16 +288,27 @@ async fn run(n: usize) -> Figures {
         format!("--connect-to=bitbucket.example.com:443:127.0.0.1:{port}"),
         "--leader-election=false".to_string(),
     ];
-    let op = Operator::start(&sa, "bench", &cluster.dir, &flags);
+    let ops: Vec<Operator> = (0..shards)
+        .map(|j| {
+            let mut f = flags.clone();
+            f.extend(shard_name(j, shards).map(|s| format!("--shard={s}")));
+            Operator::start(&sa, &format!("bench{j}"), &cluster.dir, &f)
+        })
+        .collect();
+    let metric = |name: &str| -> f64 { ops.iter().filter_map(|o| o.metric(name)).sum() };
     let api: Api<BitbucketConnection> = Api::all(admin.clone());
     // The simulator's count is cumulative (clear_requests forgets the records only): deltas.
     let c0 = sim.request_count();
 
+    let labels = |i: usize| match shard_name(i, shards) {
+        Some(s) => serde_json::json!({"bbconn.dev/shard": s}),
+        None => serde_json::json!({}),
+    };
     // One check's requests: one connection alone, before the others.
     {
         let conn = serde_json::json!({
             "apiVersion": "bbconn.dev/v1alpha1", "kind": "BitbucketConnection",
-            "metadata": {"name": "probe", "namespace": "bench-000"},
+            "metadata": {"name": "probe", "namespace": "bench-000", "labels": labels(0)},
             "spec": {
                 "flavor": "DataCenter", "url": "https://bitbucket.example.com", "interval": format!("{INTERVAL_SECS}s"),
                 "auth": {"method": "AccessToken", "secretRef": {"name": "cred-000"}},
@@ -311,7 +342,7 @@ async fn run(n: usize) -> Figures {
                 let cred = (i / NAMESPACES) % CREDENTIALS;
                 let conn = serde_json::json!({
                     "apiVersion": "bbconn.dev/v1alpha1", "kind": "BitbucketConnection",
-                    "metadata": {"name": format!("c{i:05}"), "namespace": ns},
+                    "metadata": {"name": format!("c{i:05}"), "namespace": ns, "labels": labels(i)},
                     "spec": {
                         "flavor": "DataCenter", "url": "https://bitbucket.example.com", "interval": format!("{INTERVAL_SECS}s"),
                         "auth": {"method": "AccessToken", "secretRef": {"name": format!("cred-{cred:03}")}},
@@ -343,7 +374,7 @@ async fn run(n: usize) -> Figures {
         all_ready.as_secs_f64()
     );
     let after_ready = apiserver_requests(&admin).await;
-    let writes_to_ready = op.metric("bbconn_status_writes_total").unwrap_or(0.0);
+    let writes_to_ready = metric("bbconn_status_writes_total");
     println!(
         "  API-server requests until Ready: {:.0} in all (bench included), {:.0} status patches; operator status writes: {writes_to_ready:.0}",
         after_ready.0 - before.0,
@@ -358,11 +389,11 @@ async fn run(n: usize) -> Figures {
     // Steady state, after ten intervals (however the schedules have spread by then).
     tokio::time::sleep(Duration::from_secs(INTERVAL_SECS * SETTLE_INTERVALS)).await;
     let c1 = sim.request_count();
-    let w0 = op.metric("bbconn_status_writes_total").unwrap_or(0.0);
+    let w0 = metric("bbconn_status_writes_total");
     let a0 = apiserver_requests(&admin).await;
     tokio::time::sleep(Duration::from_secs(INTERVAL_SECS * MEASURED_INTERVALS)).await;
     let a1 = apiserver_requests(&admin).await;
-    let w1 = op.metric("bbconn_status_writes_total").unwrap_or(0.0);
+    let w1 = metric("bbconn_status_writes_total");
     let per = MEASURED_INTERVALS as f64;
     fig.requests_per_interval = (sim.request_count() - c1) as f64 / per;
     fig.writes_per_interval = (w1 - w0) / per;
@@ -371,9 +402,9 @@ async fn run(n: usize) -> Figures {
     println!(
         "  steady state after {SETTLE_INTERVALS} intervals, per {INTERVAL_SECS}s interval (over {MEASURED_INTERVALS}): {:.0} Bitbucket requests (bound: 1.2 x {} distinct inputs x {:.0} = {:.0}), {:.1} status writes, {:.0} API-server requests",
         fig.requests_per_interval,
-        distinct(n),
+        distinct(n, shards),
         fig.requests_per_check,
-        1.2 * distinct(n) as f64 * fig.requests_per_check,
+        1.2 * distinct(n, shards) as f64 * fig.requests_per_check,
         fig.writes_per_interval,
         fig.apiserver_per_interval,
     );
@@ -446,14 +477,20 @@ async fn run(n: usize) -> Figures {
         fig.rotation_p99_ms
     );
     fig.unchecked = count_unchecked(&api).await;
-    fig.peak_rss_mib = rss_kib(&op, "VmHWM:").unwrap_or(0) as f64 / 1024.0;
+    let kib = |field: &str| {
+        ops.iter()
+            .filter_map(|o| rss_kib(o, field))
+            .max()
+            .unwrap_or(0)
+    };
+    fig.peak_rss_mib = kib("VmHWM:") as f64 / 1024.0;
     println!(
-        "  operator RSS: peak {:.1} MiB, now {:.1} MiB; connections without a current status: {}",
+        "  operator RSS (largest of {shards}): peak {:.1} MiB, now {:.1} MiB; connections without a current status: {}",
         fig.peak_rss_mib,
-        rss_kib(&op, "VmRSS:").unwrap_or(0) as f64 / 1024.0,
+        kib("VmRSS:") as f64 / 1024.0,
         fig.unchecked
     );
-    drop(op);
+    drop(ops);
     sim.shutdown().await;
     fig
 }

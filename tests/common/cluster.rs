@@ -282,7 +282,19 @@ impl Operator {
         let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = dir.join(format!("operator-{identity}.log"));
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_bbconn"))
+        // BBCONN_OPERATOR_WRAP="heaptrack -o /tmp/op" profiles the operator in a benchmark.
+        let wrap: Vec<String> = std::env::var("BBCONN_OPERATOR_WRAP")
+            .map(|w| w.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        let (program, pre) = match wrap.split_first() {
+            Some((p, rest)) => (
+                p.clone(),
+                [rest, &[env!("CARGO_BIN_EXE_bbconn").to_string()]].concat(),
+            ),
+            None => (env!("CARGO_BIN_EXE_bbconn").to_string(), Vec::new()),
+        };
+        let child = Command::new(program)
+            .args(pre)
             .arg("run")
             .arg(format!("--metrics-addr={metrics}"))
             .arg(format!("--identity={identity}"))
