@@ -160,7 +160,7 @@ catalogue! {
         remedy: "Allow bbconn's ServiceAccount to get Secret {secret} (the chart's RBAC grants get on Secrets in the watched namespaces)." }
     SecretKeyMissing { check: Some(CredentialsResolved), effect: FAIL, source: "bbconn",
         when: "a key the auth method needs is absent or empty",
-        remedy: "Add the missing key to Secret {secret}, or name the key that holds it under spec.auth.secretRef.keys." }
+        remedy: "Add the key the message names to Secret {secret}, or name the key that holds it under spec.auth.secretRef.keys; with spec.auth.secretRef.format, the Secret is the consumer's own: add the key under the name that consumer reads (Argo CD and Flux: username and password, or bearerToken)." }
     CredentialMalformed { check: Some(CredentialsResolved), effect: FAIL, source: "bbconn",
         when: "a value has surrounding whitespace, a newline, is not UTF-8, or is otherwise unusable",
         remedy: "Store the value exactly as Bitbucket issued it in Secret {secret}: no trailing newline or spaces (use kubectl create secret --from-literal, or printf '%s' instead of echo)." }

@@ -126,7 +126,7 @@ fn placeholder(metadata: kube::api::ObjectMeta) -> BitbucketConnection {
             flavor: crate::api::Flavor::Cloud,
             url: None,
             auth: crate::api::Auth {
-                method: crate::api::AuthMethod::AccessToken,
+                method: Some(crate::api::AuthMethod::AccessToken),
                 secret_ref: crate::api::SecretRef::default(),
                 token_url: None,
             },
