@@ -42,7 +42,7 @@ impl Resolved {
                     GitCredential::Bearer { .. } => "bearerToken (Authorization: Bearer)".into(),
                 };
                 format!(
-                    "the {} Secret {secret_name} holds {sent}: git is checked with them as {} sends them; the REST API with the same secret, {how} {:?}",
+                    "the {} Secret {secret_name} holds {sent}: git is checked with exactly what {} sends; the REST API with the same secret, {how} {:?}",
                     format.consumer(),
                     format.consumer(),
                     self.method
@@ -392,4 +392,166 @@ pub fn declared_expiry(
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Meta;
+
+    fn spec(flavor: &str, format: &str, method: Option<&str>) -> BitbucketConnectionSpec {
+        let method = method.map(|m| format!("method: {m}, ")).unwrap_or_default();
+        serde_saphyr::from_str(&format!(
+            "flavor: {flavor}\nurl: https://bitbucket.example.com\nauth: {{{method}secretRef: {{name: s, format: {format}}}}}\n"
+        ))
+        .unwrap()
+    }
+
+    fn secret(pairs: &[(&str, &str)]) -> Lookup {
+        Lookup::Found(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            Meta::default(),
+        )
+    }
+
+    fn resolve(s: &BitbucketConnectionSpec, pairs: &[(&str, &str)]) -> Result<Resolved, Finding> {
+        check(s, "ns/s", &secret(pairs))
+    }
+
+    #[test]
+    fn the_method_is_inferred_from_the_consumers_secret() {
+        let cases = [
+            (
+                "DataCenter",
+                &[("bearerToken", "tok-0001")][..],
+                AuthMethod::AccessToken,
+            ),
+            (
+                "DataCenter",
+                &[("username", "alice"), ("password", "pw-0001")][..],
+                AuthMethod::Basic,
+            ),
+            (
+                "Cloud",
+                &[("username", "x-token-auth"), ("password", "tok-0001")][..],
+                AuthMethod::AccessToken,
+            ),
+            (
+                "Cloud",
+                &[("username", "alice@example.com"), ("password", "tok-0001")][..],
+                AuthMethod::ApiToken,
+            ),
+            (
+                "Cloud",
+                &[
+                    ("username", "alice"),
+                    ("password", "tok-0001"),
+                    ("email", "alice@example.com"),
+                ][..],
+                AuthMethod::ApiToken,
+            ),
+        ];
+        for format in ["ArgoCD", "Flux"] {
+            for (flavor, pairs, method) in cases {
+                let r = resolve(&spec(flavor, format, None), pairs).unwrap();
+                assert_eq!(
+                    (r.method, r.inferred),
+                    (method, true),
+                    "{format} {flavor} {pairs:?}"
+                );
+            }
+        }
+        // The API token's REST credential is the email, git's the Secret's own user name.
+        let r = resolve(
+            &spec("Cloud", "Flux", None),
+            &[
+                ("username", "alice"),
+                ("password", "tok-0001"),
+                ("email", "alice@example.com"),
+            ],
+        )
+        .unwrap();
+        assert!(
+            matches!(&r.credential, Credential::ApiToken { email, .. } if email.expose() == "alice@example.com")
+        );
+        assert_eq!(
+            r.git.as_ref().and_then(GitCredential::username),
+            Some("alice")
+        );
+        // An explicit method wins: a personal token as the password, sent to REST as Bearer.
+        let r = resolve(
+            &spec("DataCenter", "ArgoCD", Some("AccessToken")),
+            &[("username", "alice"), ("password", "tok-0001")],
+        )
+        .unwrap();
+        assert!(!r.inferred);
+        assert!(
+            matches!(&r.credential, Credential::AccessToken { token, .. } if token.expose() == "tok-0001")
+        );
+    }
+
+    #[test]
+    fn argo_cd_prefers_the_bearer_token_unless_basic_is_forced() {
+        let s = spec("DataCenter", "ArgoCD", None);
+        let both = [
+            ("username", "alice"),
+            ("password", "pw-0001"),
+            ("bearerToken", "tok-0001"),
+        ];
+        let r = resolve(&s, &both).unwrap();
+        assert!(matches!(r.git, Some(GitCredential::Bearer { .. })));
+        let mut forced = both.to_vec();
+        forced.push(("forceHttpBasicAuth", "true"));
+        let r = resolve(&s, &forced).unwrap();
+        assert!(
+            matches!(r.git, Some(GitCredential::Basic { ref username, .. }) if username == "alice")
+        );
+        // Flux refuses both at once.
+        let f = resolve(&spec("DataCenter", "Flux", None), &both).unwrap_err();
+        assert_eq!(f.cause, Cause::CredentialMalformed);
+    }
+
+    #[test]
+    fn missing_keys_are_named_as_the_consumer_names_them() {
+        let f = resolve(
+            &spec("DataCenter", "ArgoCD", None),
+            &[("url", "https://x"), ("username", "a")],
+        )
+        .unwrap_err();
+        assert_eq!(f.cause, Cause::SecretKeyMissing);
+        assert!(
+            f.message
+                .contains("Argo CD Secret ns/s has no password or bearerToken"),
+            "{}",
+            f.message
+        );
+        let f = resolve(
+            &spec("Cloud", "Flux", None),
+            &[("username", API_TOKEN_USER), ("password", "tok-0001")],
+        )
+        .unwrap_err();
+        assert!(f.message.contains("has no key email"), "{}", f.message);
+        let f = resolve(
+            &spec("DataCenter", "Flux", Some("Basic")),
+            &[("bearerToken", "tok-0001")],
+        )
+        .unwrap_err();
+        assert!(
+            f.message
+                .contains("method Basic reads username and password"),
+            "{}",
+            f.message
+        );
+        // Values are validated as in bbconn's own layout; messages name keys, never values.
+        let f = resolve(
+            &spec("DataCenter", "Flux", None),
+            &[("bearerToken", "tok-0001\n")],
+        )
+        .unwrap_err();
+        assert_eq!(f.cause, Cause::CredentialMalformed);
+        assert!(f.message.contains("bearerToken") && !f.message.contains("tok-0001"));
+    }
 }
