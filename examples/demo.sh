@@ -8,7 +8,7 @@ mkdir -p "$demo"
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
 say "Starting the local control plane (first time: kube-apiserver and etcd are built from Go modules),"
-say "the Bitbucket simulator (127.0.0.1:18443-18447, a CONNECT proxy on :13128) and bbconn run"
+say "the Bitbucket simulator (127.0.0.1:18443-18447, CONNECT proxies on :13128 and :13129) and bbconn run"
 bash examples/demo-env.sh up
 export KUBECONFIG=$PWD/target/local-cluster/kubeconfig
 

@@ -42,14 +42,18 @@ pub const CLOUD_TOKEN_URL: &str = "https://bitbucket.org/site/oauth2/access_toke
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     cel,
     validation = Rule::new("!has(self.spec.url) || (isURL(self.spec.url) && url(self.spec.url).getScheme() in ['http', 'https'])").message("spec.url must be an absolute http(s) URL").field_path(".spec.url"),
-    validation = Rule::new("!has(self.spec.auth.tokenUrl) || self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink']").message("spec.auth.tokenUrl is only used by the OAuth methods").field_path(".spec.auth.tokenUrl"),
+    validation = Rule::new("!has(self.spec.auth.tokenUrl) || (has(self.spec.auth.method) && self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink'])").message("spec.auth.tokenUrl is only used by the OAuth methods").field_path(".spec.auth.tokenUrl"),
     validation = Rule::new("!has(self.spec.auth.tokenUrl) || (isURL(self.spec.auth.tokenUrl) && url(self.spec.auth.tokenUrl).getScheme() in ['http', 'https'])").message("spec.auth.tokenUrl must be an absolute http(s) URL").field_path(".spec.auth.tokenUrl"),
-    validation = Rule::new("self.spec.flavor == 'Cloud' || !(self.spec.auth.method in ['AppPassword', 'ApiToken', 'OAuthClientCredentials'])").message("methods AppPassword, ApiToken and OAuthClientCredentials exist only on Bitbucket Cloud (Data Center has HTTP access tokens, Basic and application links)").field_path(".spec.auth.method"),
+    validation = Rule::new("self.spec.flavor == 'Cloud' || !has(self.spec.auth.method) || !(self.spec.auth.method in ['AppPassword', 'ApiToken', 'OAuthClientCredentials'])").message("methods AppPassword, ApiToken and OAuthClientCredentials exist only on Bitbucket Cloud (Data Center has HTTP access tokens, Basic and application links)").field_path(".spec.auth.method"),
     validation = Rule::new("self.spec.flavor == 'Cloud' || has(self.spec.url)").message("spec.url is required for a Data Center server").field_path(".spec.url"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.token) || self.spec.auth.method in ['AccessToken', 'ApiToken']").message("secretRef.keys.token is only read by methods AccessToken and ApiToken").field_path(".spec.auth.secretRef.keys.token"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.password) || self.spec.auth.method in ['Basic', 'AppPassword']").message("secretRef.keys.password is only read by methods Basic and AppPassword").field_path(".spec.auth.secretRef.keys.password"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || (!has(self.spec.auth.secretRef.keys.clientId) && !has(self.spec.auth.secretRef.keys.clientSecret)) || self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink']").message("secretRef.keys.clientId and clientSecret are only read by the OAuth methods").field_path(".spec.auth.secretRef.keys"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.redirectUrl) || self.spec.auth.method == 'OAuthApplicationLink'").message("secretRef.keys.redirectUrl is only read by method OAuthApplicationLink").field_path(".spec.auth.secretRef.keys.redirectUrl"),
+    validation = Rule::new("has(self.spec.auth.method) || has(self.spec.auth.secretRef.format)").message("spec.auth.method is required, unless spec.auth.secretRef.format names the consumer whose Secret is used (then it is inferred from the Secret)").field_path(".spec.auth.method"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.format) || !has(self.spec.auth.method) || self.spec.auth.method in ['AccessToken', 'ApiToken', 'Basic', 'AppPassword']").message("spec.auth.secretRef.format reads a consumer's git credentials (username and password, or bearerToken): it goes with methods AccessToken, ApiToken, Basic or AppPassword, not with the OAuth methods").field_path(".spec.auth.method"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.format) || !has(self.spec.auth.secretRef.keys)").message("spec.auth.secretRef.keys cannot be combined with secretRef.format: the consumer reads its Secret under fixed key names, so bbconn reads the same ones").field_path(".spec.auth.secretRef.keys"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.format) || !has(self.spec.git) || !has(self.spec.git.username)").message("spec.git.username cannot be combined with secretRef.format: git is checked with the user name in the consumer's Secret, as the consumer sends it").field_path(".spec.git.username"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.token) || (has(self.spec.auth.method) && self.spec.auth.method in ['AccessToken', 'ApiToken'])").message("secretRef.keys.token is only read by methods AccessToken and ApiToken").field_path(".spec.auth.secretRef.keys.token"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.password) || (has(self.spec.auth.method) && self.spec.auth.method in ['Basic', 'AppPassword'])").message("secretRef.keys.password is only read by methods Basic and AppPassword").field_path(".spec.auth.secretRef.keys.password"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || (!has(self.spec.auth.secretRef.keys.clientId) && !has(self.spec.auth.secretRef.keys.clientSecret)) || (has(self.spec.auth.method) && self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink'])").message("secretRef.keys.clientId and clientSecret are only read by the OAuth methods").field_path(".spec.auth.secretRef.keys"),
+    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.redirectUrl) || (has(self.spec.auth.method) && self.spec.auth.method == 'OAuthApplicationLink')").message("secretRef.keys.redirectUrl is only read by method OAuthApplicationLink").field_path(".spec.auth.secretRef.keys.redirectUrl"),
     // Guarded by the pattern, so a value the schema already refuses is not also a CEL error.
     validation = Rule::new("!has(self.spec.interval) || !self.spec.interval.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self.spec.interval) >= duration('1s') && duration(self.spec.interval) <= duration('24h'))").message("spec.interval must be between 1s and 24h").field_path(".spec.interval"),
     validation = Rule::new("!has(self.spec.expiryWarning) || !self.spec.expiryWarning.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.spec.expiryWarning) <= duration('8760h')").message("spec.expiryWarning must be at most 8760h (a year)").field_path(".spec.expiryWarning")
@@ -109,7 +113,12 @@ pub enum Flavor {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Auth {
-    pub method: AuthMethod,
+    /// How bbconn sends the credential to the REST API. Required, unless secretRef.format is
+    /// set: it is then inferred from the consumer's Secret (bearerToken: AccessToken; username
+    /// and password: Basic on Data Center; on Cloud AccessToken with username x-token-auth, else
+    /// ApiToken), and status.credential.method says what it was taken as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<AuthMethod>,
     pub secret_ref: SecretRef,
     /// OAuth only. Cloud default: https://bitbucket.org/site/oauth2/access_token; Data Center: {url}/rest/oauth2/latest/token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,9 +148,40 @@ pub struct SecretRef {
     /// A Secret in the connection's namespace.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Key names inside the Secret, where they differ from the defaults.
+    /// Key names inside the Secret, where they differ from the defaults. Not with format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<SecretKeys>,
+    /// The Secret is a consumer's own, in its layout; absent: bbconn's keys (see keys).
+    /// ArgoCD: an Argo CD repository Secret (username and password, or bearerToken;
+    /// forceHttpBasicAuth "true" prefers username and password; url, type, project and labels
+    /// are not read). Flux: a GitRepository auth Secret (username and password, or bearerToken).
+    /// git is then checked with exactly what the consumer sends: username and password as
+    /// Basic, or Authorization: Bearer with bearerToken. The REST checks send the same secret by
+    /// spec.auth.method; a Cloud API token's REST calls need the Atlassian account email, taken
+    /// from the username when it is one, else from an extra key email (Argo CD and Flux ignore
+    /// it). An optional tokenId key is read as with the default layout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SecretFormat>,
+}
+
+/// Whose layout the referenced Secret has.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum SecretFormat {
+    /// An Argo CD repository (or repo-creds) Secret.
+    #[serde(rename = "ArgoCD")]
+    ArgoCd,
+    /// A Flux GitRepository spec.secretRef Secret.
+    Flux,
+}
+
+impl SecretFormat {
+    /// The consumer, as people name it.
+    pub fn consumer(self) -> &'static str {
+        match self {
+            SecretFormat::ArgoCd => "Argo CD",
+            SecretFormat::Flux => "Flux",
+        }
+    }
 }
 
 /// Key names in the Secret. Defaults: `token`; `username` + `token`; `clientId` + `clientSecret`;

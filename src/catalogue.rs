@@ -160,7 +160,7 @@ catalogue! {
         remedy: "Allow bbconn's ServiceAccount to get Secret {secret} (the chart's RBAC grants get on Secrets in the watched namespaces)." }
     SecretKeyMissing { check: Some(CredentialsResolved), effect: FAIL, source: "bbconn",
         when: "a key the auth method needs is absent or empty",
-        remedy: "Add the missing key to Secret {secret}, or name the key that holds it under spec.auth.secretRef.keys." }
+        remedy: "Add the key the message names to Secret {secret}, or name the key that holds it under spec.auth.secretRef.keys; with spec.auth.secretRef.format, the Secret is the consumer's own: add the key under the name that consumer reads (Argo CD and Flux: username and password, or bearerToken)." }
     CredentialMalformed { check: Some(CredentialsResolved), effect: FAIL, source: "bbconn",
         when: "a value has surrounding whitespace, a newline, is not UTF-8, or is otherwise unusable",
         remedy: "Store the value exactly as Bitbucket issued it in Secret {secret}: no trailing newline or spaces (use kubectl create secret --from-literal, or printf '%s' instead of echo)." }
@@ -280,7 +280,7 @@ catalogue! {
         remedy: "Grant the credential's user the access named in the message on the repository (or its project), or lower spec.requirements." }
     GitAuthRejected { check: Some(GitAccess), effect: FAIL, source: "Atlassian: using API tokens and access tokens with git; Argo CD #9667, Flux pkg #442",
         when: "REST accepts the credential but git does not (a username form git refuses for this kind of token, git over HTTPS disabled)",
-        remedy: "Configure the consumer with the git credential form the message names (status.git.username): Cloud API token: username x-bitbucket-api-token-auth (or your Bitbucket username, never the email); Cloud access token or OAuth: username x-token-auth; Data Center personal token: the token owner's user name; Data Center project or repository token: no username, Authorization: Bearer. Then set spec.git.username to what the consumer sends (or remove it)." }
+        remedy: "Configure the consumer with the git credential form the message names (status.git.username): Cloud API token: username x-bitbucket-api-token-auth (or your Bitbucket username, never the email); Cloud access token or OAuth: username x-token-auth; Data Center personal token: the token owner's user name; Data Center project or repository token: no username, Authorization: Bearer. Then set spec.git.username to what the consumer sends (or remove it); with spec.auth.secretRef.format, correct the username (or use bearerToken) in the consumer's own Secret." }
     GitIpNotAllowlisted { check: Some(GitAccess), effect: FAIL, source: "Atlassian KB: Error 403 when performing Git operations (IP allowlisting)",
         when: "Bitbucket refuses git from this address: the workspace's IP allowlist does not hold it",
         remedy: "Ask a workspace admin to add the consumer's egress address to the workspace's IP allowlist (Workspace settings > IP allowlisting); bbconn checks from its own address, so allow that too." }

@@ -62,6 +62,41 @@ pub enum Credential {
     },
 }
 
+/// What a consumer (Argo CD, Flux) sends to git, read from its own Secret
+/// (spec.auth.secretRef.format): git is checked with exactly this.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum GitCredential {
+    /// The Secret's username and password, as Basic. The user name is no secret: status.git
+    /// and messages name it.
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    /// The Secret's bearerToken, as `Authorization: Bearer`.
+    Bearer { token: SecretString },
+}
+
+impl GitCredential {
+    pub fn authorization(&self) -> HeaderValue {
+        match self {
+            GitCredential::Basic { username, password } => basic(username, password.expose()),
+            GitCredential::Bearer { token } => bearer(token.expose()),
+        }
+    }
+    pub fn secret(&self) -> &SecretString {
+        match self {
+            GitCredential::Basic { password, .. } => password,
+            GitCredential::Bearer { token } => token,
+        }
+    }
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            GitCredential::Basic { username, .. } => Some(username),
+            GitCredential::Bearer { .. } => None,
+        }
+    }
+}
+
 pub fn basic(user: &str, password: &str) -> HeaderValue {
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     sensitive(&format!("Basic {encoded}"))

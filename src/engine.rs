@@ -20,7 +20,7 @@ use crate::catalogue::{Cause, Check};
 use crate::checks::network_path::{Resolution, Route};
 use crate::checks::repositories::Observed;
 use crate::checks::{self, CheckResult, Finding, Lookup, Verdict};
-use crate::credential::{Credential, SecretString, bearer};
+use crate::credential::{Credential, GitCredential, SecretString, bearer};
 use crate::profiles::{self, Effective};
 use crate::transport::http::Session;
 use crate::transport::tls::{self as tlsx, HandshakeError, LeafInfo, Trust};
@@ -54,6 +54,10 @@ struct ProbeInput {
     req: Effective,
     api_origin: Origin,
     credential: Credential,
+    /// spec.auth.method, or what CredentialsResolved inferred from a consumer's Secret.
+    method: AuthMethod,
+    /// With spec.auth.secretRef.format: exactly what the consumer sends to git.
+    git_credential: Option<GitCredential>,
     /// The CA bundle's bytes, or why it could not be had (reported under TLSVerified).
     ca: Result<Vec<u8>, Finding>,
     /// The Secret's bbconn.dev/expires-at, where set.
@@ -90,6 +94,14 @@ impl ProbeInput {
         for v in self.credential.key_material() {
             h.update((v.len() as u64).to_le_bytes());
             h.update(v.as_bytes());
+        }
+        h.update(format!("{:?}", self.method).as_bytes());
+        if let Some(g) = &self.git_credential {
+            // The user name git is sent decides GitAccess's verdict as much as the secret.
+            for v in [g.username().unwrap_or("<bearer>"), g.secret().expose()] {
+                h.update((v.len() as u64).to_le_bytes());
+                h.update(v.as_bytes());
+            }
         }
         match &self.ca {
             Ok(b) => h.update(b),
@@ -130,7 +142,7 @@ impl ProbeInput {
         for part in [
             self.spec.base_url(),
             self.spec.auth.token_url.as_deref().unwrap_or_default(),
-            &format!("{:?}/{:?}", self.spec.flavor, self.spec.auth.method),
+            &format!("{:?}/{:?}", self.spec.flavor, self.method),
         ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
@@ -403,7 +415,7 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
     };
     let mut p = Progress::new();
     let secret_name = format!("{}/{}", t.namespace, spec.auth.secret_ref.name);
-    let credential = match checks::credentials::check(spec, &secret_name, t.secret) {
+    let resolved = match checks::credentials::check(spec, &secret_name, t.secret) {
         Ok(c) => c,
         Err(f) => {
             p.fail(Check::CredentialsResolved, f);
@@ -419,13 +431,26 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
             return report;
         }
     };
+    // A profile names the methods its consumer uses; an inferred method is judged here.
+    if resolved.inferred
+        && let Err(m) = profiles::method_allowed(spec, resolved.method)
+    {
+        report.invalid = Some(Finding::new(Cause::InvalidSpec, m));
+        report.results = Check::ALL
+            .iter()
+            .map(|c| CheckResult {
+                check: *c,
+                verdict: Verdict::Skipped { after: *c },
+                warnings: Vec::new(),
+            })
+            .collect();
+        return report;
+    }
     p.record(CheckResult::passed(
         Check::CredentialsResolved,
-        format!(
-            "Secret {secret_name} holds the keys method {:?} reads",
-            spec.auth.method
-        ),
+        resolved.describe(spec, &secret_name),
     ));
+    let credential = resolved.credential;
     let egress_auth = match spec.egress_proxy_secret() {
         None => Ok(None),
         Some(name) => checks::network_path::proxy_credentials(
@@ -446,6 +471,8 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
         req,
         api_origin,
         credential: credential.clone(),
+        method: resolved.method,
+        git_credential: resolved.git.clone(),
         declared_expiry,
         fresh: t.fresh,
     };
@@ -493,6 +520,11 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
     report.requests = probed.requests;
     report.rate_limits = probed.rate_limits;
     report.scrub(&crate::scrub::Scrubber::from_credential(&credential));
+    if let Some(g) = &resolved.git {
+        let secret = g.secret().expose();
+        let pairs: Vec<(&str, &str)> = g.username().map(|u| (u, secret)).into_iter().collect();
+        report.scrub(&crate::scrub::Scrubber::new(&[secret], &pairs));
+    }
     if let Some((u, p)) = proxy_pair {
         report.scrub(&crate::scrub::Scrubber::new(&[&p], &[(&u, &p)]));
     }
@@ -616,7 +648,7 @@ async fn run_checks(
             Check::Authenticated,
             crate::withhold::notice(&refused, since),
         );
-        let mut info = credential_info(spec.auth.method, &identity, t.declared_expiry);
+        let mut info = credential_info(t.method, &identity, t.declared_expiry);
         info.withheld_since = Some(since.to_string());
         report.credential = Some(info);
         return Err(Stop);
@@ -660,14 +692,7 @@ async fn run_checks(
                     identity.authorization = Some(bearer(access_token.expose()));
                     identity.scopes = scopes;
                 }
-                cloud_identity(
-                    &mut session,
-                    &base_path,
-                    spec.auth.method,
-                    &mut identity,
-                    report,
-                )
-                .await?;
+                cloud_identity(&mut session, &base_path, t.method, &mut identity, report).await?;
                 identity.kind = identity.kind.take().or(Some("oauth2".into()));
                 Ok(())
             }
@@ -709,14 +734,7 @@ async fn run_checks(
             }
             (Flavor::Cloud, c) => {
                 identity.authorization = c.authorization();
-                cloud_identity(
-                    &mut session,
-                    &base_path,
-                    spec.auth.method,
-                    &mut identity,
-                    report,
-                )
-                .await
+                cloud_identity(&mut session, &base_path, t.method, &mut identity, report).await
             }
             (Flavor::DataCenter, c) => {
                 identity.authorization = c.authorization();
@@ -730,7 +748,7 @@ async fn run_checks(
                     }
                     let declared_expired = t.declared_expiry.is_some_and(|at| at <= (env.clock)());
                     checks::authenticated::datacenter(
-                        spec.auth.method,
+                        t.method,
                         &base_path,
                         &who,
                         declared_expired,
@@ -764,11 +782,7 @@ async fn run_checks(
     if let Some(s) = report.server.as_mut() {
         s.version = identity.server_version.clone();
     }
-    report.credential = Some(credential_info(
-        spec.auth.method,
-        &identity,
-        t.declared_expiry,
-    ));
+    report.credential = Some(credential_info(t.method, &identity, t.declared_expiry));
     if let Err(f) = auth_result {
         if f.cause.withholds_credential() {
             env.withheld.put(credential_key, f.clone(), (env.clock)());
@@ -791,10 +805,14 @@ async fn run_checks(
         }
         Ok(w) => warnings.extend(w),
     }
-    if spec.auth.method == AuthMethod::Basic {
+    if t.method == AuthMethod::Basic {
         warnings.push(Finding::new(
             Cause::BasicAuthDiscouraged,
-            "a user name and password gives this integration everything the user can do; use an HTTP access token",
+            if t.git_credential.is_some() {
+                "the consumer's Secret holds a user name and password, sent as Basic: if the password is the user's, this integration can do everything the user can, so use an HTTP access token; if it is a personal HTTP access token, set spec.auth.method: AccessToken so bbconn reads its permissions and expiry"
+            } else {
+                "a user name and password gives this integration everything the user can do; use an HTTP access token"
+            },
         ));
     }
     let who = identity

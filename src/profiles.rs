@@ -136,6 +136,27 @@ pub fn def(p: Profile) -> &'static ProfileDef {
     &PROFILES[p as usize]
 }
 
+/// Whether every profile of the spec connects with `method` (one inferred from a consumer's
+/// Secret). Err: which profile does not.
+pub fn method_allowed(spec: &BitbucketConnectionSpec, method: AuthMethod) -> Result<(), String> {
+    for p in &spec.profiles {
+        let d = def(*p);
+        if !d.methods.contains(&method) {
+            return Err(format!(
+                "profile {} connects with {:?}, but the {} Secret's credential was taken as {method:?} (seed {}); set spec.auth.method",
+                d.name,
+                d.methods,
+                spec.auth
+                    .secret_ref
+                    .format
+                    .map_or("referenced", |f| f.consumer()),
+                d.seed
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Merges the profiles and the explicit requirements. Err: the spec asks for the impossible.
 pub fn effective(spec: &BitbucketConnectionSpec) -> Result<Effective, String> {
     let mut e = Effective::default();
@@ -149,10 +170,14 @@ pub fn effective(spec: &BitbucketConnectionSpec) -> Result<Effective, String> {
                 d.name, d.flavor, spec.flavor
             ));
         }
-        if !d.methods.contains(&spec.auth.method) {
+        // Without spec.auth.method (a consumer's Secret), the inferred one is judged by
+        // `method_allowed` once the Secret is read.
+        if let Some(m) = spec.auth.method
+            && !d.methods.contains(&m)
+        {
             return Err(format!(
                 "profile {} connects with {:?}, not {:?} (seed {})",
-                d.name, d.methods, spec.auth.method, d.seed
+                d.name, d.methods, m, d.seed
             ));
         }
         e.scopes.extend(d.scopes.iter().map(|s| s.to_string()));

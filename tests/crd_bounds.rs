@@ -1,6 +1,6 @@
-//! The API server refuses what the operator cannot use: durations out of range (the CRD's CEL
-//! rules) and over-long values (its schema), with a message that names the field, as
-//! `bbconn check` does offline. Runs against the local control plane (tests/controlplane).
+//! The API server refuses what the operator cannot use: durations out of range and auth fields
+//! that do not go together (the CRD's CEL rules) and over-long values (its schema), with a
+//! message that names the field, as `bbconn check` does offline. Runs against the local control plane (tests/controlplane).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -84,6 +84,27 @@ async fn the_api_server_refuses_out_of_range_durations() {
             serde_json::json!({"url": format!("https://{}", "a".repeat(3000))}),
             "spec.url",
         ),
+        // A consumer's Secret (secretRef.format): method optional, keys and git.username not.
+        (
+            serde_json::json!({"auth": {"secretRef": {"name": "t"}}}),
+            "spec.auth.method is required",
+        ),
+        (
+            serde_json::json!({"auth": {"secretRef": {"name": "t", "format": "Flux", "keys": {"password": "p"}}, "method": "Basic"}}),
+            "secretRef.keys cannot be combined with secretRef.format",
+        ),
+        (
+            serde_json::json!({"auth": {"secretRef": {"name": "t", "format": "ArgoCD"}, "method": "OAuthApplicationLink"}}),
+            "reads a consumer's git credentials",
+        ),
+        (
+            serde_json::json!({"auth": {"secretRef": {"name": "t", "format": "ArgoCD"}}, "git": {"username": "alice"}}),
+            "spec.git.username cannot be combined",
+        ),
+        (
+            serde_json::json!({"auth": {"secretRef": {"name": "t", "format": "Argo"}}}),
+            "spec.auth.secretRef.format",
+        ),
     ];
     for (i, (extra, expected)) in refused.into_iter().enumerate() {
         let e = create(format!("refused-{i}"), extra.clone()).await;
@@ -99,6 +120,10 @@ async fn the_api_server_refuses_out_of_range_durations() {
         serde_json::json!({"interval": "1h30m"}),
         serde_json::json!({"expiryWarning": "8760h"}),
         serde_json::json!({}),
+        serde_json::json!({"auth": {"secretRef": {"name": "t", "format": "ArgoCD"}}}),
+        serde_json::json!({"auth": {"secretRef": {"name": "t", "format": "Flux"}, "method": "AccessToken"}, "git": {"access": "Write"}}),
+        serde_json::json!({"auth": {"secretRef": {"name": "t"}, "method": "OAuthApplicationLink", "tokenUrl": "https://bitbucket.example.com/rest/oauth2/latest/token"}}),
+        serde_json::json!({"auth": {"secretRef": {"name": "t", "keys": {"token": "pat"}}, "method": "AccessToken"}}),
     ]
     .into_iter()
     .enumerate()

@@ -3,8 +3,10 @@
 //! server that answers with mutated real Bitbucket answers) must never panic, and what they
 //! report stays bounded.
 //!
-//! Seeds: examples/*.yaml, and tests/fuzz-seeds/bitbucket-answers.json (real answers recorded
-//! by public clients, copied here so the tests need nothing outside the repository).
+//! Seeds: examples/*.yaml, tests/fuzz-seeds/bitbucket-answers.json (real answers recorded by
+//! public clients, copied here so the tests need nothing outside the repository), and
+//! tests/fuzz-seeds/git-advertisements.json (smart-HTTP ref advertisements as git servers write
+//! them, for git's advertisement parser).
 //!
 //! `BBCONN_FUZZ_CASES=N` runs N cases per target instead of the default, for a long run:
 //! `BBCONN_FUZZ_CASES=200000 cargo test --release --test fuzz`.
@@ -32,7 +34,9 @@ fn runner(default: u32) -> TestRunner {
 }
 
 const MANIFESTS: &[&str] = &[
+    include_str!("../examples/argocd.yaml"),
     include_str!("../examples/codescan.yaml"),
+    include_str!("../examples/flux.yaml"),
     include_str!("../examples/hackolade.yaml"),
     include_str!("../examples/oci-resource-manager.yaml"),
     include_str!("../examples/ox-security.yaml"),
@@ -228,6 +232,139 @@ fn retry_after_is_bounded_for_any_value() {
         }
         Ok(())
     })
+    .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// git's ref advertisements: the parser GitAccess reads them with.
+
+#[derive(Clone, Debug)]
+struct Advert {
+    name: String,
+    service: bbconn::bitbucket::git::Service,
+    content_type: String,
+    body: String,
+    advertised: bool,
+}
+
+fn adverts() -> Vec<Advert> {
+    use bbconn::bitbucket::git::Service;
+    let v: serde_json::Value =
+        serde_json::from_str(include_str!("fuzz-seeds/git-advertisements.json")).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| Advert {
+            name: a["name"].as_str().unwrap().to_string(),
+            service: match a["service"].as_str().unwrap() {
+                "receive-pack" => Service::ReceivePack,
+                _ => Service::UploadPack,
+            },
+            content_type: a["contentType"].as_str().unwrap().to_string(),
+            body: a["body"].as_str().unwrap().to_string(),
+            advertised: a["expect"] == "advertised",
+        })
+        .collect()
+}
+
+/// GitAccess's verdict on a 200 answer: None (git works) or the finding.
+fn git_verdict(
+    service: bbconn::bitbucket::git::Service,
+    content_type: &str,
+    body: &[u8],
+) -> (
+    Result<bbconn::bitbucket::git::Advertisement, String>,
+    Option<bbconn::checks::Finding>,
+) {
+    use bbconn::bitbucket::git::{Answer, parse_advertisement};
+    use bbconn::checks::git_access::{Form, Scheme, judge};
+    let parsed = parse_advertisement(service, Some(content_type), body);
+    let answer = match &parsed {
+        Ok(a) => Answer::Advertised(a.clone()),
+        Err(detail) => Answer::NotGit {
+            status: 200,
+            detail: detail.clone(),
+        },
+    };
+    let form = Form {
+        scheme: Scheme::Bearer,
+        username: None,
+        configure: String::new(),
+        needed_username: None,
+        from_spec: false,
+    };
+    let finding = judge(service, &answer, &form, "PROJ/app");
+    (parsed, finding)
+}
+
+#[test]
+fn the_git_advertisement_seeds_read_as_git_would() {
+    for a in adverts() {
+        let (parsed, finding) = git_verdict(a.service, &a.content_type, a.body.as_bytes());
+        assert_eq!(parsed.is_ok(), a.advertised, "{}: {parsed:?}", a.name);
+        assert_eq!(finding.is_none(), a.advertised, "{}", a.name);
+    }
+}
+
+#[test]
+fn the_git_advertisement_parser_never_panics() {
+    use bbconn::catalogue::Cause;
+    let seeds = Arc::new(adverts());
+    let n = seeds.len();
+    let mut r = runner(1024);
+    let content_types = [
+        None,
+        Some("application/x-git-upload-pack-advertisement"),
+        Some("application/x-git-receive-pack-advertisement"),
+        Some("APPLICATION/X-GIT-UPLOAD-PACK-ADVERTISEMENT; charset=utf-8"),
+        Some(""),
+        Some("text/html"),
+    ];
+    r.run(
+        &(
+            0..n,
+            prop::collection::vec(mutation(), 0..8),
+            prop::option::of(0..content_types.len()),
+            any::<bool>(),
+        ),
+        |(i, muts, ct, swap)| {
+            let seed = &seeds[i];
+            let body = apply(&seed.body, &muts);
+            let content_type = ct
+                .and_then(|c| content_types[c])
+                .unwrap_or(&seed.content_type);
+            let service = if swap {
+                match seed.service {
+                    bbconn::bitbucket::git::Service::UploadPack => {
+                        bbconn::bitbucket::git::Service::ReceivePack
+                    }
+                    bbconn::bitbucket::git::Service::ReceivePack => {
+                        bbconn::bitbucket::git::Service::UploadPack
+                    }
+                }
+            } else {
+                seed.service
+            };
+            let started = std::time::Instant::now();
+            let (parsed, finding) = git_verdict(service, content_type, body.as_bytes());
+            // Linear in the body: never a hang.
+            prop_assert!(started.elapsed() < std::time::Duration::from_secs(1));
+            match (&parsed, &finding) {
+                (Ok(a), None) => {
+                    // Every ref is a pkt-line of at least 4 + 41 bytes.
+                    prop_assert!(a.refs <= body.len() / 45, "{} refs in {body:?}", a.refs);
+                }
+                (Err(detail), Some(f)) => {
+                    prop_assert_eq!(f.cause, Cause::UnexpectedResponse);
+                    // Bounded, whatever the server sent: it reaches status messages.
+                    prop_assert!(detail.len() < 512, "{} bytes: {detail}", detail.len());
+                    prop_assert!(f.message.len() < 1024);
+                }
+                other => prop_assert!(false, "parse and verdict disagree: {other:?}"),
+            }
+            Ok(())
+        },
+    )
     .unwrap();
 }
 

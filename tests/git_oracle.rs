@@ -267,7 +267,87 @@ fn cases() -> Vec<Case> {
             Basic("bob", "dc-bob-password-0102"),
             "Passed",
         ),
+        // A consumer's own Secret (spec.auth.secretRef.format): git gets exactly its pair or
+        // its bearerToken, as Argo CD and Flux configure git with them.
+        consumer(
+            "argo-dc-bearer",
+            "DataCenter",
+            "ArgoCD",
+            &[("bearerToken", "dc-project-token-0109")],
+            "PROJ/app",
+            "/scm/proj/app.git",
+            Bearer("dc-project-token-0109"),
+            "Passed",
+        ),
+        consumer(
+            "flux-cloud-token",
+            "Cloud",
+            "Flux",
+            &[
+                ("username", "x-token-auth"),
+                ("password", "cloud-repo-token-infra-0005"),
+            ],
+            "acme/infra",
+            "/acme/infra.git",
+            Basic("x-token-auth", "cloud-repo-token-infra-0005"),
+            "Passed",
+        ),
+        consumer(
+            "argo-cloud-email",
+            "Cloud",
+            "ArgoCD",
+            &[
+                ("username", "bob@example.com"),
+                ("password", "cloud-api-bob-read-0003"),
+            ],
+            "acme/infra",
+            "/acme/infra.git",
+            Basic("bob@example.com", "cloud-api-bob-read-0003"),
+            "GitAuthRejected",
+        ),
+        consumer(
+            "flux-dc-owner",
+            "DataCenter",
+            "Flux",
+            &[
+                ("username", "alice"),
+                ("password", "dc-alice-admin-token-0103"),
+            ],
+            "PROJ/app",
+            "/scm/proj/app.git",
+            Basic("alice", "dc-alice-admin-token-0103"),
+            "Passed",
+        ),
     ]
+}
+
+/// A case whose connection reads a consumer's Secret, method inferred.
+#[allow(clippy::too_many_arguments)]
+fn consumer(
+    name: &'static str,
+    flavor: &str,
+    format: &str,
+    secret: &[(&'static str, &'static str)],
+    repo: &str,
+    path: &'static str,
+    git: GitCred,
+    expect: &'static str,
+) -> Case {
+    let url = match flavor {
+        "Cloud" => "https://api.bitbucket.org/2.0",
+        _ => "https://bitbucket.example.com",
+    };
+    Case {
+        name,
+        spec: format!(
+            "  flavor: {flavor}\n  url: {url}\n  auth: {{secretRef: {{name: {name}-cred, format: {format}}}}}\n{CA}\n  requirements: {{repositories: [{{name: {repo}}}]}}\n"
+        ),
+        secret: secret.to_vec(),
+        path,
+        git,
+        write: false,
+        expect,
+    }
 }
 
 fn git_binary() -> PathBuf {

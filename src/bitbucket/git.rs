@@ -10,6 +10,10 @@
 
 use super::{Api, error_message};
 use crate::finding::Finding;
+use crate::scrub::excerpt;
+
+/// The most of a server's text a verdict quotes: a pkt-line can be 64 KiB.
+const QUOTED: usize = 80;
 
 /// The two services a consumer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,7 +117,11 @@ pub fn parse_advertisement(
     if !mime.eq_ignore_ascii_case(&expected) {
         return Err(format!(
             "the answer is not a git advertisement: Content-Type {:?}, not {expected} (a login page or a proxy answered?)",
-            if ct.is_empty() { "none" } else { ct }
+            if ct.is_empty() {
+                "none".into()
+            } else {
+                excerpt(ct, QUOTED)
+            }
         ));
     }
     let mut pkts = PktLines { rest: body };
@@ -127,7 +135,7 @@ pub fn parse_advertisement(
     if line.trim_end_matches('\n') != want {
         return Err(format!(
             "the advertisement's first line is {:?}, not {want:?}",
-            line.trim_end()
+            excerpt(line.trim_end(), QUOTED)
         ));
     }
     match pkts.next() {
@@ -149,13 +157,17 @@ pub fn parse_advertisement(
                 };
                 let text = String::from_utf8_lossy(refline);
                 let text = text.trim_end_matches('\n');
-                let (id, name) = text
-                    .split_once(' ')
-                    .ok_or_else(|| format!("ref line {text:?} is not \"<id> <name>\""))?;
+                let (id, name) = text.split_once(' ').ok_or_else(|| {
+                    format!(
+                        "ref line {:?} is not \"<id> <name>\"",
+                        excerpt(text, QUOTED)
+                    )
+                })?;
                 if !(id.len() == 40 || id.len() == 64) || !id.bytes().all(|b| b.is_ascii_hexdigit())
                 {
                     return Err(format!(
-                        "ref line {text:?} does not start with an object id"
+                        "ref line {:?} does not start with an object id",
+                        excerpt(text, QUOTED)
                     ));
                 }
                 // An empty repository advertises only its capabilities (gitprotocol-pack.txt).
@@ -205,7 +217,7 @@ impl<'a> Iterator for PktLines<'a> {
             self.rest = &[];
             return Some(Err(format!(
                 "not pkt-line framing (starts {:?})",
-                String::from_utf8_lossy(head)
+                excerpt(&String::from_utf8_lossy(head), QUOTED)
             )));
         };
         if len == 0 {

@@ -1,21 +1,120 @@
 //! CredentialsResolved: the Secret exists, is readable, and holds well-formed values under the
 //! keys the auth method reads. Pure: the caller fetches the Secret.
 
+use super::git_access::{API_TOKEN_USER, TOKEN_USER};
 use super::{Finding, Lookup};
-use crate::api::{AuthMethod, BitbucketConnectionSpec};
+use crate::api::{AuthMethod, BitbucketConnectionSpec, Flavor, SecretFormat};
 use crate::catalogue::Cause;
-use crate::credential::{Credential, SecretString};
+use crate::credential::{Credential, GitCredential, SecretString};
+use std::collections::BTreeMap;
 
 /// The largest credential value bbconn sends. Bitbucket's tokens are under 200 bytes; servers
 /// refuse request headers over 8-16 KiB (431), which would read as a server problem.
 pub const MAX_VALUE_BYTES: usize = 16 << 10;
+
+/// What CredentialsResolved found: the credential the REST checks send, the method they send
+/// it by (spec.auth.method, or inferred from a consumer's Secret), and, for a consumer's Secret,
+/// exactly what that consumer sends to git.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub credential: Credential,
+    pub method: AuthMethod,
+    /// The method was inferred from the Secret (spec.auth.method is absent).
+    pub inferred: bool,
+    /// Set with spec.auth.secretRef.format: what the consumer sends to git.
+    pub git: Option<GitCredential>,
+}
+
+impl Resolved {
+    /// CredentialsResolved's message when it passes. Names keys and user names, never values.
+    pub fn describe(&self, spec: &BitbucketConnectionSpec, secret_name: &str) -> String {
+        let how = if self.inferred {
+            "taken as method"
+        } else {
+            "method"
+        };
+        match (spec.auth.secret_ref.format, &self.git) {
+            (Some(format), Some(git)) => {
+                let sent = match git {
+                    GitCredential::Basic { username, .. } => {
+                        format!("username {username} and password (Basic)")
+                    }
+                    GitCredential::Bearer { .. } => "bearerToken (Authorization: Bearer)".into(),
+                };
+                format!(
+                    "the {} Secret {secret_name} holds {sent}: git is checked with exactly what {} sends; the REST API with the same secret, {how} {:?}",
+                    format.consumer(),
+                    format.consumer(),
+                    self.method
+                )
+            }
+            _ => format!(
+                "Secret {secret_name} holds the keys method {:?} reads",
+                self.method
+            ),
+        }
+    }
+}
+
+/// A value read from the Secret: None when absent or empty; unusable values are
+/// CredentialMalformed, naming the key.
+fn value(
+    data: &BTreeMap<String, Vec<u8>>,
+    secret_name: &str,
+    key: &str,
+) -> Result<Option<SecretString>, Finding> {
+    let raw = match data.get(key) {
+        Some(v) if !v.is_empty() => v,
+        _ => return Ok(None),
+    };
+    if raw.len() > MAX_VALUE_BYTES {
+        return Err(Finding::new(
+            Cause::CredentialMalformed,
+            format!(
+                "the value under key {key:?} of Secret {secret_name} is {} KiB; no credential is larger than {} KiB, so this is not one (a file or a certificate chain under the wrong key?)",
+                raw.len() >> 10,
+                MAX_VALUE_BYTES >> 10
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| {
+        Finding::new(
+            Cause::CredentialMalformed,
+            format!("the value under key {key:?} of Secret {secret_name} is not UTF-8 text"),
+        )
+    })?;
+    if text.trim() != text {
+        return Err(Finding::new(
+            Cause::CredentialMalformed,
+            format!(
+                "the value under key {key:?} of Secret {secret_name} has leading or trailing whitespace (often a newline from echo)"
+            ),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Finding::new(
+            Cause::CredentialMalformed,
+            format!(
+                "the value under key {key:?} of Secret {secret_name} contains control characters"
+            ),
+        ));
+    }
+    Ok(Some(SecretString::new(text.to_string())))
+}
+
+fn optional(data: &BTreeMap<String, Vec<u8>>, key: &str) -> Option<String> {
+    data.get(key)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
 
 /// Resolves the credential from the Secret's data. Messages name keys, never values.
 pub fn check(
     spec: &BitbucketConnectionSpec,
     secret_name: &str,
     secret: &Lookup,
-) -> Result<Credential, Finding> {
+) -> Result<Resolved, Finding> {
     let data = match secret {
         Lookup::Found(data, _) => data,
         Lookup::NotFound => {
@@ -37,65 +136,32 @@ pub fn check(
             ));
         }
     };
+    if let Some(format) = spec.auth.secret_ref.format {
+        return consumer(spec, format, secret_name, data);
+    }
+    // The CRD requires spec.auth.method without a format.
+    let Some(method) = spec.auth.method else {
+        return Err(Finding::new(
+            Cause::InvalidSpec,
+            "spec.auth.method is required unless spec.auth.secretRef.format is set",
+        ));
+    };
     let keys = spec.auth.secret_ref.keys.clone().unwrap_or_default();
     let get = |logical: &str, custom: &Option<String>| -> Result<SecretString, Finding> {
         let key = custom.as_deref().unwrap_or(logical);
-        let raw = match data.get(key) {
-            Some(v) if !v.is_empty() => v,
-            _ => {
-                return Err(Finding::new(
-                    Cause::SecretKeyMissing,
-                    format!(
-                        "Secret {secret_name} has no value under key {key:?}, which method {:?} reads",
-                        spec.auth.method
-                    ),
-                ));
-            }
-        };
-        if raw.len() > MAX_VALUE_BYTES {
-            return Err(Finding::new(
-                Cause::CredentialMalformed,
-                format!(
-                    "the value under key {key:?} of Secret {secret_name} is {} KiB; no credential is larger than {} KiB, so this is not one (a file or a certificate chain under the wrong key?)",
-                    raw.len() >> 10,
-                    MAX_VALUE_BYTES >> 10
-                ),
-            ));
-        }
-        let text = std::str::from_utf8(raw).map_err(|_| {
+        value(data, secret_name, key)?.ok_or_else(|| {
             Finding::new(
-                Cause::CredentialMalformed,
-                format!("the value under key {key:?} of Secret {secret_name} is not UTF-8 text"),
+                Cause::SecretKeyMissing,
+                format!(
+                    "Secret {secret_name} has no value under key {key:?}, which method {method:?} reads"
+                ),
             )
-        })?;
-        if text.trim() != text {
-            return Err(Finding::new(
-                Cause::CredentialMalformed,
-                format!(
-                    "the value under key {key:?} of Secret {secret_name} has leading or trailing whitespace (often a newline from echo)"
-                ),
-            ));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(Finding::new(
-                Cause::CredentialMalformed,
-                format!(
-                    "the value under key {key:?} of Secret {secret_name} contains control characters"
-                ),
-            ));
-        }
-        Ok(SecretString::new(text.to_string()))
+        })
     };
-    let optional = |logical: &str| -> Option<String> {
-        data.get(logical)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
-    let credential = match spec.auth.method {
+    let credential = match method {
         AuthMethod::AccessToken => Credential::AccessToken {
             token: get("token", &keys.token)?,
-            token_id: optional("tokenId"),
+            token_id: optional(data, "tokenId"),
         },
         AuthMethod::ApiToken => {
             let email = get("username", &keys.username)?;
@@ -139,7 +205,168 @@ pub fn check(
             }
         }
     };
-    Ok(credential)
+    Ok(Resolved {
+        credential,
+        method,
+        inferred: false,
+        git: None,
+    })
+}
+
+/// A consumer's own Secret: first what the consumer sends to git (as Argo CD and Flux choose
+/// between their keys), then the REST credential that sends the same secret by the method.
+fn consumer(
+    spec: &BitbucketConnectionSpec,
+    format: SecretFormat,
+    secret_name: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+) -> Result<Resolved, Finding> {
+    let who = format!("the {} Secret {secret_name}", format.consumer());
+    let missing = |what: String| Finding::new(Cause::SecretKeyMissing, format!("{who} {what}"));
+    let username = value(data, secret_name, "username")?;
+    let password = value(data, secret_name, "password")?;
+    let bearer = value(data, secret_name, "bearerToken")?;
+    let basic = |username: Option<SecretString>, password: SecretString, what: &str| {
+        username
+            .map(|u| GitCredential::Basic {
+                username: u.expose().to_string(),
+                password,
+            })
+            .ok_or_else(|| {
+                missing(format!(
+                    "has a password but no username: {what}; put the user name git takes under key username (Cloud access tokens: {TOKEN_USER}; Cloud API tokens: {API_TOKEN_USER} or the Bitbucket username; Data Center: the token owner's or the user's name), or the token under bearerToken"
+                ))
+            })
+    };
+    let git = match format {
+        SecretFormat::Flux => match (bearer, password) {
+            (Some(_), p) if p.is_some() || username.is_some() => {
+                return Err(Finding::new(
+                    Cause::CredentialMalformed,
+                    format!(
+                        "{who} holds bearerToken and username/password: Flux refuses such a Secret (basic auth and bearer token cannot be set at the same time); keep only one of them"
+                    ),
+                ));
+            }
+            (Some(token), _) => GitCredential::Bearer { token },
+            (None, Some(p)) => basic(
+                username,
+                p,
+                "Flux would send the password with an empty user name",
+            )?,
+            (None, None) => {
+                return Err(missing(
+                    "has no password or bearerToken (Flux reads username and password, or bearerToken)".into(),
+                ));
+            }
+        },
+        SecretFormat::ArgoCd => {
+            let force_basic = optional(data, "forceHttpBasicAuth").as_deref() == Some("true");
+            match (bearer, password) {
+                (Some(token), p) if !(force_basic && p.is_some()) => {
+                    GitCredential::Bearer { token }
+                }
+                (_, Some(p)) => basic(
+                    username,
+                    p,
+                    "Argo CD would send it with the user name x-access-token, which Bitbucket does not know",
+                )?,
+                _ => {
+                    return Err(missing(
+                        "has no password or bearerToken (Argo CD reads username and password, or bearerToken)".into(),
+                    ));
+                }
+            }
+        }
+    };
+    let (method, inferred) = match spec.auth.method {
+        Some(m) => (m, false),
+        None => (
+            match (&git, spec.flavor) {
+                (GitCredential::Bearer { .. }, _) => AuthMethod::AccessToken,
+                (GitCredential::Basic { .. }, Flavor::DataCenter) => AuthMethod::Basic,
+                (GitCredential::Basic { username, .. }, Flavor::Cloud)
+                    if username == TOKEN_USER =>
+                {
+                    AuthMethod::AccessToken
+                }
+                (GitCredential::Basic { .. }, Flavor::Cloud) => AuthMethod::ApiToken,
+            },
+            true,
+        ),
+    };
+    let secret = git.secret().clone();
+    let credential = match (method, &git) {
+        (AuthMethod::AccessToken, _) => Credential::AccessToken {
+            token: secret,
+            token_id: optional(data, "tokenId"),
+        },
+        (AuthMethod::ApiToken, _) => {
+            // The REST API takes an API token only with the account email; git takes it with
+            // the Bitbucket username or x-bitbucket-api-token-auth, never the email.
+            let email = match git.username() {
+                Some(u) if u.contains('@') => SecretString::new(u.to_string()),
+                shown => match value(data, secret_name, "email")? {
+                    Some(e) if e.expose().contains('@') => e,
+                    Some(_) => {
+                        return Err(Finding::new(
+                            Cause::CredentialMalformed,
+                            format!(
+                                "the value under key \"email\" of {who} is not an email address: the REST API takes a Cloud API token only with the Atlassian account email"
+                            ),
+                        ));
+                    }
+                    None => {
+                        let sent = shown
+                            .map(|u| format!("username {u}"))
+                            .unwrap_or_else(|| "bearerToken".into());
+                        return Err(missing(format!(
+                            "has no key email: its {sent} is what git takes with a Cloud API token, but the REST API takes the token only with the Atlassian account email; add it under key email ({} does not read that key)",
+                            format.consumer()
+                        )));
+                    }
+                },
+            };
+            Credential::ApiToken {
+                email,
+                token: secret,
+            }
+        }
+        (AuthMethod::Basic | AuthMethod::AppPassword, GitCredential::Basic { username, .. }) => {
+            let username = SecretString::new(username.clone());
+            if method == AuthMethod::Basic {
+                Credential::Basic {
+                    username,
+                    password: secret,
+                }
+            } else {
+                Credential::AppPassword {
+                    username,
+                    password: secret,
+                }
+            }
+        }
+        (AuthMethod::Basic | AuthMethod::AppPassword, GitCredential::Bearer { .. }) => {
+            return Err(missing(format!(
+                "holds a bearerToken, but method {method:?} reads username and password; set spec.auth.method: AccessToken, or remove it to infer it"
+            )));
+        }
+        (AuthMethod::OAuthClientCredentials | AuthMethod::OAuthApplicationLink, _) => {
+            return Err(Finding::new(
+                Cause::InvalidSpec,
+                format!(
+                    "method {method:?} reads a client id and secret, which a {} Secret does not hold",
+                    format.consumer()
+                ),
+            ));
+        }
+    };
+    Ok(Resolved {
+        credential,
+        method,
+        inferred,
+        git: Some(git),
+    })
 }
 
 /// The expiry the Secret declares in its bbconn.dev/expires-at annotation (RFC 3339), for
@@ -165,4 +392,166 @@ pub fn declared_expiry(
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Meta;
+
+    fn spec(flavor: &str, format: &str, method: Option<&str>) -> BitbucketConnectionSpec {
+        let method = method.map(|m| format!("method: {m}, ")).unwrap_or_default();
+        serde_saphyr::from_str(&format!(
+            "flavor: {flavor}\nurl: https://bitbucket.example.com\nauth: {{{method}secretRef: {{name: s, format: {format}}}}}\n"
+        ))
+        .unwrap()
+    }
+
+    fn secret(pairs: &[(&str, &str)]) -> Lookup {
+        Lookup::Found(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            Meta::default(),
+        )
+    }
+
+    fn resolve(s: &BitbucketConnectionSpec, pairs: &[(&str, &str)]) -> Result<Resolved, Finding> {
+        check(s, "ns/s", &secret(pairs))
+    }
+
+    #[test]
+    fn the_method_is_inferred_from_the_consumers_secret() {
+        let cases = [
+            (
+                "DataCenter",
+                &[("bearerToken", "tok-0001")][..],
+                AuthMethod::AccessToken,
+            ),
+            (
+                "DataCenter",
+                &[("username", "alice"), ("password", "pw-0001")][..],
+                AuthMethod::Basic,
+            ),
+            (
+                "Cloud",
+                &[("username", "x-token-auth"), ("password", "tok-0001")][..],
+                AuthMethod::AccessToken,
+            ),
+            (
+                "Cloud",
+                &[("username", "alice@example.com"), ("password", "tok-0001")][..],
+                AuthMethod::ApiToken,
+            ),
+            (
+                "Cloud",
+                &[
+                    ("username", "alice"),
+                    ("password", "tok-0001"),
+                    ("email", "alice@example.com"),
+                ][..],
+                AuthMethod::ApiToken,
+            ),
+        ];
+        for format in ["ArgoCD", "Flux"] {
+            for (flavor, pairs, method) in cases {
+                let r = resolve(&spec(flavor, format, None), pairs).unwrap();
+                assert_eq!(
+                    (r.method, r.inferred),
+                    (method, true),
+                    "{format} {flavor} {pairs:?}"
+                );
+            }
+        }
+        // The API token's REST credential is the email, git's the Secret's own user name.
+        let r = resolve(
+            &spec("Cloud", "Flux", None),
+            &[
+                ("username", "alice"),
+                ("password", "tok-0001"),
+                ("email", "alice@example.com"),
+            ],
+        )
+        .unwrap();
+        assert!(
+            matches!(&r.credential, Credential::ApiToken { email, .. } if email.expose() == "alice@example.com")
+        );
+        assert_eq!(
+            r.git.as_ref().and_then(GitCredential::username),
+            Some("alice")
+        );
+        // An explicit method wins: a personal token as the password, sent to REST as Bearer.
+        let r = resolve(
+            &spec("DataCenter", "ArgoCD", Some("AccessToken")),
+            &[("username", "alice"), ("password", "tok-0001")],
+        )
+        .unwrap();
+        assert!(!r.inferred);
+        assert!(
+            matches!(&r.credential, Credential::AccessToken { token, .. } if token.expose() == "tok-0001")
+        );
+    }
+
+    #[test]
+    fn argo_cd_prefers_the_bearer_token_unless_basic_is_forced() {
+        let s = spec("DataCenter", "ArgoCD", None);
+        let both = [
+            ("username", "alice"),
+            ("password", "pw-0001"),
+            ("bearerToken", "tok-0001"),
+        ];
+        let r = resolve(&s, &both).unwrap();
+        assert!(matches!(r.git, Some(GitCredential::Bearer { .. })));
+        let mut forced = both.to_vec();
+        forced.push(("forceHttpBasicAuth", "true"));
+        let r = resolve(&s, &forced).unwrap();
+        assert!(
+            matches!(r.git, Some(GitCredential::Basic { ref username, .. }) if username == "alice")
+        );
+        // Flux refuses both at once.
+        let f = resolve(&spec("DataCenter", "Flux", None), &both).unwrap_err();
+        assert_eq!(f.cause, Cause::CredentialMalformed);
+    }
+
+    #[test]
+    fn missing_keys_are_named_as_the_consumer_names_them() {
+        let f = resolve(
+            &spec("DataCenter", "ArgoCD", None),
+            &[("url", "https://x"), ("username", "a")],
+        )
+        .unwrap_err();
+        assert_eq!(f.cause, Cause::SecretKeyMissing);
+        assert!(
+            f.message
+                .contains("Argo CD Secret ns/s has no password or bearerToken"),
+            "{}",
+            f.message
+        );
+        let f = resolve(
+            &spec("Cloud", "Flux", None),
+            &[("username", API_TOKEN_USER), ("password", "tok-0001")],
+        )
+        .unwrap_err();
+        assert!(f.message.contains("has no key email"), "{}", f.message);
+        let f = resolve(
+            &spec("DataCenter", "Flux", Some("Basic")),
+            &[("bearerToken", "tok-0001")],
+        )
+        .unwrap_err();
+        assert!(
+            f.message
+                .contains("method Basic reads username and password"),
+            "{}",
+            f.message
+        );
+        // Values are validated as in bbconn's own layout; messages name keys, never values.
+        let f = resolve(
+            &spec("DataCenter", "Flux", None),
+            &[("bearerToken", "tok-0001\n")],
+        )
+        .unwrap_err();
+        assert_eq!(f.cause, Cause::CredentialMalformed);
+        assert!(f.message.contains("bearerToken") && !f.message.contains("tok-0001"));
+    }
 }

@@ -42,8 +42,18 @@ pub struct Form {
     pub configure: String,
     /// The form git needs: its user name (None: Bearer).
     pub needed_username: Option<String>,
-    /// The user name came from spec.git.username (what the consumer sends), not from bbconn.
+    /// The form is what the consumer sends (spec.git.username, or a consumer's own Secret),
+    /// not the one bbconn chose.
     pub from_spec: bool,
+}
+
+/// What the consumer sends to git, where bbconn knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sends<'a> {
+    /// Basic with this user name (spec.git.username, or the username of a consumer's Secret).
+    Basic(&'a str),
+    /// `Authorization: Bearer` (a consumer's Secret with bearerToken).
+    Bearer,
 }
 
 /// What the method's credential is, as far as git is concerned.
@@ -56,8 +66,8 @@ pub struct Inputs<'a> {
     pub user: Option<&'a str>,
     /// Basic's user name from the Secret.
     pub basic_user: Option<&'a str>,
-    /// spec.git.username.
-    pub spec_username: Option<&'a str>,
+    /// What the consumer sends: spec.git.username, or its own Secret's form.
+    pub sends: Option<Sends<'a>>,
     /// The user name in Cloud's clone URL (`https://name@bitbucket.org/...`), a hint.
     pub clone_user: Option<&'a str>,
 }
@@ -109,10 +119,17 @@ pub fn form(i: &Inputs<'_>) -> Option<Form> {
             return None;
         }
     };
-    Some(match i.spec_username {
-        Some(u) => Form {
+    Some(match i.sends {
+        Some(Sends::Basic(u)) => Form {
             scheme: Scheme::Basic,
             username: Some(u.to_string()),
+            configure,
+            needed_username: needed,
+            from_spec: true,
+        },
+        Some(Sends::Bearer) => Form {
+            scheme: Scheme::Bearer,
+            username: None,
             configure,
             needed_username: needed,
             from_spec: true,
@@ -414,7 +431,7 @@ mod tests {
             kind: None,
             user: None,
             basic_user: None,
-            spec_username: None,
+            sends: None,
             clone_user: None,
         }
     }
@@ -447,10 +464,16 @@ mod tests {
         );
         // What the consumer sends wins, and the needed form is still named.
         let mut i = inputs(Flavor::Cloud, AuthMethod::ApiToken);
-        i.spec_username = Some("alice@example.com");
+        i.sends = Some(Sends::Basic("alice@example.com"));
         let f = form(&i).unwrap();
         assert_eq!(f.username.as_deref(), Some("alice@example.com"));
         assert!(f.configure.contains(API_TOKEN_USER));
+        // A consumer's Secret with bearerToken: Bearer, whatever bbconn would have chosen.
+        let mut i = inputs(Flavor::Cloud, AuthMethod::AccessToken);
+        i.sends = Some(Sends::Bearer);
+        let f = form(&i).unwrap();
+        assert_eq!((f.scheme, f.username), (Scheme::Bearer, None));
+        assert_eq!(f.needed_username.as_deref(), Some(TOKEN_USER));
     }
 
     fn refused(status: u16, message: &str) -> Answer {

@@ -7,9 +7,9 @@ use crate::api::{GitAccessLevel, GitInfo, GitRepository};
 use crate::bitbucket::git::{Answer, Service, advertisement};
 use crate::bitbucket::{Api, Identity};
 use crate::catalogue::Check;
-use crate::checks::git_access::{self, Form, Inputs, Probe, Scheme};
+use crate::checks::git_access::{self, Form, Inputs, Probe, Scheme, Sends};
 use crate::checks::{CheckResult, Finding, Verdict};
-use crate::credential::{Credential, basic, bearer};
+use crate::credential::{Credential, GitCredential, basic, bearer};
 use crate::transport::http::Session;
 use std::collections::BTreeMap;
 
@@ -38,18 +38,31 @@ pub(super) async fn step(
         Credential::Basic { username, .. } => Some(username.expose()),
         _ => None,
     };
+    // A consumer's own Secret says exactly what it sends; else spec.git.username may.
+    let sends = match &t.git_credential {
+        Some(GitCredential::Basic { username, .. }) => Some(Sends::Basic(username.as_str())),
+        Some(GitCredential::Bearer { .. }) => Some(Sends::Bearer),
+        None => spec
+            .git
+            .as_ref()
+            .and_then(|g| g.username.as_deref())
+            .map(Sends::Basic),
+    };
     let form = git_access::form(&Inputs {
         flavor: spec.flavor,
-        method: spec.auth.method,
+        method: t.method,
         kind: identity.kind.as_deref(),
         user: identity.user.as_deref(),
         basic_user,
-        spec_username: spec.git.as_ref().and_then(|g| g.username.as_deref()),
+        sends,
         clone_user: clone_user.as_deref(),
     });
-    let secret = git_secret(&t.credential, identity);
+    let secret = match &t.git_credential {
+        Some(g) => Some(g.secret().expose().to_string()),
+        None => git_secret(&t.credential, identity),
+    };
     let (Some(form), Some(secret)) = (form, secret) else {
-        p.record(git_access::unverifiable(spec.auth.method));
+        p.record(git_access::unverifiable(t.method));
         return;
     };
     let header = match (&form.scheme, &form.username) {
