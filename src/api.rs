@@ -446,6 +446,46 @@ pub struct BitbucketConnectionStatus {
     #[serde(skip)]
     #[schemars(skip)]
     pub digest: Option<String>,
+    /// In the operator's cache only: the conditions without their text, in place of
+    /// `conditions` (see `status::compact`). Never serialized.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub kept: Option<Box<[KeptCondition]>>,
+}
+
+/// A condition as the operator's cache keeps it: what reconciling and the metrics read, in a
+/// few bytes (its names are the catalogue's own strings, its message a digest).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptCondition {
+    pub type_: std::borrow::Cow<'static, str>,
+    pub status: std::borrow::Cow<'static, str>,
+    pub reason: std::borrow::Cow<'static, str>,
+    pub message_digest: u64,
+    pub observed_generation: Option<i64>,
+    pub last_transition_time: Box<str>,
+}
+
+impl BitbucketConnectionStatus {
+    /// Each condition's (type, status, reason), from a full status or the cache's form.
+    pub fn condition_states(&self) -> impl Iterator<Item = (&str, &str, &str)> + '_ {
+        let full = self
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()));
+        let kept = self
+            .kept
+            .iter()
+            .flat_map(|k| k.iter())
+            .map(|c| (&*c.type_, &*c.status, &*c.reason));
+        full.chain(kept)
+    }
+
+    /// The (status, reason) of one condition type.
+    pub fn condition_state(&self, type_: &str) -> Option<(&str, &str)> {
+        self.condition_states()
+            .find(|(t, _, _)| *t == type_)
+            .map(|(_, s, r)| (s, r))
+    }
 }
 
 /// metav1.Condition, with its schema (k8s-openapi's type has none for CRDs).

@@ -2,7 +2,7 @@
 //! credential. Pure, with the clock passed in, so the same report always gives the same status and
 //! `lastTransitionTime` moves only when a condition's status, reason or message changes.
 
-use crate::api::{BitbucketConnectionStatus, Condition, Problem};
+use crate::api::{BitbucketConnectionStatus, Condition, KeptCondition, Problem};
 use crate::catalogue::{Effect, RemedyContext, reason};
 use crate::checks::{Finding, Verdict};
 use crate::engine::Report;
@@ -148,19 +148,23 @@ pub fn build(
 ) -> BitbucketConnectionStatus {
     let now_s = rfc3339(now);
     let old_conditions = old.map(|o| o.conditions.as_slice()).unwrap_or_default();
+    let kept = old.and_then(|o| o.kept.as_deref()).unwrap_or_default();
     let conditions = conditions(report)
         .into_iter()
         .map(|mut c| {
             c.observed_generation = generation;
-            c.last_transition_time = old_conditions
+            let same = |t: &str, s: &str, r: &str| t == c.type_ && s == c.status && r == c.reason;
+            let full = old_conditions
                 .iter()
-                .find(|o| {
-                    o.type_ == c.type_
-                        && o.status == c.status
-                        && o.reason == c.reason
-                        && (o.message == c.message || o.message == message_digest(&c.message))
-                })
-                .map_or_else(|| now_s.clone(), |o| o.last_transition_time.clone());
+                .find(|o| same(&o.type_, &o.status, &o.reason) && o.message == c.message)
+                .map(|o| o.last_transition_time.clone());
+            let cached = || {
+                let digest = message_digest(&c.message);
+                kept.iter()
+                    .find(|o| same(&o.type_, &o.status, &o.reason) && o.message_digest == digest)
+                    .map(|o| o.last_transition_time.to_string())
+            };
+            c.last_transition_time = full.or_else(cached).unwrap_or_else(|| now_s.clone());
             c
         })
         .collect();
@@ -178,6 +182,7 @@ pub fn build(
         credential: report.credential.clone(),
         git: report.git.clone(),
         digest: None,
+        kept: None,
     }
 }
 
@@ -242,9 +247,41 @@ fn hex16(d: &[u8]) -> String {
     d.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
-fn message_digest(m: &str) -> String {
+fn message_digest(m: &str) -> u64 {
     use sha2::{Digest, Sha256};
-    format!("#{}", hex16(&Sha256::digest(m.as_bytes())))
+    let d = Sha256::digest(m.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The catalogue's own string for a condition's type, status or reason, so the cache holds no
+/// copy of it; another (a status someone else wrote) is kept as it is.
+fn intern(s: &str) -> std::borrow::Cow<'static, str> {
+    use crate::catalogue::{Cause, Check, reason};
+    const FIXED: &[&str] = &[
+        "True",
+        "False",
+        "Unknown",
+        READY,
+        RECONCILING,
+        STALLED,
+        reason::PASSED,
+        reason::ALL_PASSED,
+        reason::NOTHING_REQUIRED,
+        reason::NOT_CHECKED,
+        reason::CHECKING,
+    ];
+    if let Some(f) = FIXED.iter().find(|f| **f == s) {
+        return std::borrow::Cow::Borrowed(f);
+    }
+    if let Some(c) = Check::ALL.iter().find(|c| c.as_str() == s) {
+        return std::borrow::Cow::Borrowed(c.as_str());
+    }
+    match Cause::parse(s) {
+        Some(c) => std::borrow::Cow::Borrowed(c.as_str()),
+        None => std::borrow::Cow::Owned(s.to_string()),
+    }
 }
 
 /// The status as the operator keeps it in memory for 10,000s of connections: what reconciling and
@@ -255,18 +292,20 @@ pub fn compact(s: &BitbucketConnectionStatus) -> BitbucketConnectionStatus {
         observed_generation: s.observed_generation,
         last_checked_time: None,
         last_handled_requested_at: s.last_handled_requested_at.clone(),
-        conditions: s
-            .conditions
-            .iter()
-            .map(|c| Condition {
-                type_: c.type_.clone(),
-                status: c.status.clone(),
-                reason: c.reason.clone(),
-                message: message_digest(&c.message),
-                observed_generation: c.observed_generation,
-                last_transition_time: c.last_transition_time.clone(),
-            })
-            .collect(),
+        conditions: Vec::new(),
+        kept: Some(
+            s.conditions
+                .iter()
+                .map(|c| KeptCondition {
+                    type_: intern(&c.type_),
+                    status: intern(&c.status),
+                    reason: intern(&c.reason),
+                    message_digest: message_digest(&c.message),
+                    observed_generation: c.observed_generation,
+                    last_transition_time: c.last_transition_time.as_str().into(),
+                })
+                .collect(),
+        ),
         problems: Vec::new(),
         server: None,
         certificate: s.certificate.as_ref().map(|c| crate::api::CertificateInfo {
@@ -357,6 +396,67 @@ mod tests {
         let mut changed = later.clone();
         changed.conditions[0].message = "Bitbucket answered 403".into();
         assert!(differs(&small, &changed));
-        assert!(!small.conditions[0].message.contains("401"));
+        assert!(
+            small.conditions.is_empty(),
+            "the cache holds no condition text"
+        );
+        assert_eq!(
+            small.condition_states().collect::<Vec<_>>(),
+            full.condition_states().collect::<Vec<_>>()
+        );
+        let kept = small.kept.as_deref().unwrap();
+        assert!(
+            kept.iter()
+                .all(|k| matches!(k.type_, std::borrow::Cow::Borrowed(_))
+                    && matches!(k.reason, std::borrow::Cow::Borrowed(_))),
+            "the catalogue's names are not copied: {kept:?}"
+        );
+    }
+
+    #[test]
+    fn a_cached_status_keeps_transition_times_as_the_full_one_does() {
+        use crate::catalogue::Check;
+        use crate::checks::CheckResult;
+        let report = |msg: &str| Report {
+            results: Check::ALL
+                .iter()
+                .map(|c| match c {
+                    Check::CredentialsResolved => CheckResult::passed(*c, msg),
+                    _ => CheckResult::passed(*c, "ok"),
+                })
+                .collect(),
+            invalid: None,
+            server: None,
+            certificate: None,
+            credential: None,
+            git: None,
+            requests: vec![],
+            rate_limits: vec![],
+            durations: vec![],
+            fresh_until: None,
+        };
+        let ltt = |s: &BitbucketConnectionStatus, t: &str| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == t)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap()
+        };
+        let ctx = RemedyContext::default();
+        let t0: jiff::Timestamp = "2026-12-03T10:00:00Z".parse().unwrap();
+        let t1: jiff::Timestamp = "2026-12-03T11:00:00Z".parse().unwrap();
+        let first = build(&report("resolved"), &ctx, Some(1), None, t0);
+        for old in [first.clone(), compact(&first)] {
+            let same = build(&report("resolved"), &ctx, Some(1), Some(&old), t1);
+            assert!(
+                same.conditions
+                    .iter()
+                    .all(|c| c.last_transition_time == "2026-12-03T10:00:00Z")
+            );
+            assert!(!differs(&old, &same));
+            let moved = build(&report("resolved again"), &ctx, Some(1), Some(&old), t1);
+            assert_eq!(ltt(&moved, "CredentialsResolved"), "2026-12-03T11:00:00Z");
+            assert_eq!(ltt(&moved, "Reachable"), "2026-12-03T10:00:00Z");
+        }
     }
 }

@@ -362,8 +362,8 @@ impl Collector for ConnectionCollector {
                     let ready = o
                         .status
                         .as_ref()
-                        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
-                        .is_some_and(|c| c.status == "True");
+                        .and_then(|s| s.condition_state("Ready"))
+                        .is_some_and(|(s, _)| s == "True");
                     ConstGauge::new(i64::from(ready))
                         .encode(m.encode_family(&[("namespace", ns), ("name", n)])?)?;
                 }
@@ -377,16 +377,17 @@ impl Collector for ConnectionCollector {
                 )?;
                 for o in &objects {
                     let (ns, n) = name(o);
-                    for c in o.status.iter().flat_map(|s| s.conditions.iter()) {
+                    for (type_, state, reason) in o.status.iter().flat_map(|s| s.condition_states())
+                    {
                         for status in ["True", "False", "Unknown"] {
                             let labels = [
-                                ("namespace", ns.clone()),
-                                ("name", n.clone()),
-                                ("type", c.type_.clone()),
-                                ("status", status.to_string()),
-                                ("reason", c.reason.clone()),
+                                ("namespace", ns.as_str()),
+                                ("name", n.as_str()),
+                                ("type", type_),
+                                ("status", status),
+                                ("reason", reason),
                             ];
-                            ConstGauge::new(i64::from(c.status == status))
+                            ConstGauge::new(i64::from(state == status))
                                 .encode(m.encode_family(&labels)?)?;
                         }
                     }
@@ -438,5 +439,62 @@ impl Collector for ConnectionCollector {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::{reflector, watcher};
+
+    fn connection(i: usize) -> Guarded {
+        DeserializeGuard(Ok(serde_json::from_value(serde_json::json!({
+            "apiVersion": "bbconn.dev/v1alpha1", "kind": "BitbucketConnection",
+            "metadata": {"name": format!("c{i}"), "namespace": "team"},
+            "spec": {"flavor": "Cloud", "auth": {"method": "AccessToken", "secretRef": {"name": "t"}}},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "AllChecksPassed",
+                "message": "ok", "lastTransitionTime": "2026-12-03T10:00:00Z"}]}
+        }))
+        .unwrap()))
+    }
+
+    #[test]
+    fn a_large_fleet_is_exposed_in_pieces_that_join_into_one_valid_exposition() {
+        let (reader, mut writer) = reflector::store::<Guarded>();
+        let n = CHUNK * 2 + 50;
+        for i in 0..n {
+            writer.apply_watcher_event(&watcher::Event::Apply(connection(i)));
+        }
+        let metrics = Metrics::for_shard(Some(reader), Some("east"));
+        let pieces: Vec<String> = metrics.chunks().collect();
+        assert!(pieces.len() > 5, "{} pieces", pieces.len());
+        let text = metrics.encode();
+        let lines: Vec<&str> = text.lines().collect();
+        let count = |p: &str| lines.iter().filter(|l| l.starts_with(p)).count();
+        assert_eq!(count("# TYPE bbconn_connection_ready gauge"), 1);
+        assert_eq!(count("bbconn_connection_ready{"), n);
+        assert_eq!(count("bbconn_connection_condition{"), n * 3);
+        assert_eq!(count("# EOF"), 1);
+        assert_eq!(lines.last(), Some(&"# EOF"));
+        assert!(
+            lines
+                .iter()
+                .filter(|l| !l.starts_with('#'))
+                .all(|l| l.contains("shard=\"east\"")),
+            "every series says its shard"
+        );
+        // Each family's lines are contiguous, as OpenMetrics requires.
+        let families: Vec<&str> = lines
+            .iter()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap_or_default())
+            .collect();
+        let mut seen = Vec::new();
+        for f in families {
+            if seen.last() != Some(&f) {
+                assert!(!seen.contains(&f), "{f} is split");
+                seen.push(f);
+            }
+        }
     }
 }

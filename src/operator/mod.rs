@@ -345,68 +345,94 @@ async fn shutdown_signal() {
     }
 }
 
+/// `bbconn run`: what the process starts, in order.
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
     let metrics = Metrics::for_shard(None, args.shard.as_deref());
+    // /metrics, /healthz, and /readyz once the API server has answered.
     let ready = Arc::new(AtomicBool::new(false));
     serve_http(args.metrics_addr, metrics.clone(), ready.clone()).await?;
-    {
-        // Started before the API server answers: wait for it, do not exit.
-        let (client, ready) = (client.clone(), ready.clone());
-        tokio::spawn(async move {
-            let mut warned = false;
-            loop {
-                match client.apiserver_version().await {
-                    Ok(v) => {
-                        tracing::info!(version = %v.git_version, "connected to the API server");
-                        ready.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                    Err(e) if !warned => {
-                        tracing::warn!(error = %e, "the API server does not answer yet; waiting");
-                        warned = true;
-                    }
-                    Err(_) => {}
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
-    }
-
-    let identity = args
-        .identity
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()));
-    let lease = lease_name(args.lease_name.as_deref(), args.shard.as_deref());
-    let lease_duration = Duration::from_secs(args.lease_duration.max(2));
-    let (renew_deadline, renew_every, retry_every) = LeaderConfig::timings(lease_duration);
-    // Its own connections: a renewal must not queue behind hundreds of status writes.
-    let lease_client = Client::try_default().await.map_err(RunError::Client)?;
-    let elector = Elector::new(
-        lease_client,
-        LeaderConfig {
-            namespace: args.lease_namespace.clone(),
-            name: lease.clone(),
-            identity: identity.clone(),
-            lease_duration,
-            renew_deadline,
-            renew_every,
-            retry_every,
-        },
-    );
-    let shutdown =
-        futures::future::FutureExt::shared(futures::future::FutureExt::boxed(shutdown_signal()));
+    // Started before the API server answers: wait for it, do not exit.
+    tokio::spawn(wait_for_api_server(client.clone(), ready));
     // Shared across terms: what was learnt from Bitbucket stays valid when leadership moves.
     let env = Arc::new(
         Env::new(args.net.net_config()).with_sharing(Duration::from_secs(args.share_window)),
     );
     let refs = Arc::new(refcache::RefCache::default());
+    let shutdown =
+        futures::future::FutureExt::shared(futures::future::FutureExt::boxed(shutdown_signal()));
+    // Lead, or wait to: one controller per term as leader, until shutdown.
+    let elector = elector(&args).await?;
+    lead(&args, &client, elector, env, refs, metrics, shutdown).await;
+    Ok(())
+}
+
+async fn wait_for_api_server(client: Client, ready: Arc<AtomicBool>) {
+    let mut warned = false;
+    loop {
+        match client.apiserver_version().await {
+            Ok(v) => {
+                tracing::info!(version = %v.git_version, "connected to the API server");
+                ready.store(true, Ordering::Relaxed);
+                return;
+            }
+            Err(e) if !warned => {
+                tracing::warn!(error = %e, "the API server does not answer yet; waiting");
+                warned = true;
+            }
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn identity(args: &RunArgs) -> String {
+    args.identity
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", hostname(), std::process::id()))
+}
+
+/// This shard's Lease, on a client of its own: a renewal must not queue behind hundreds of
+/// status writes.
+async fn elector(args: &RunArgs) -> Result<Elector, RunError> {
+    let lease_duration = Duration::from_secs(args.lease_duration.max(2));
+    let (renew_deadline, renew_every, retry_every) = LeaderConfig::timings(lease_duration);
+    let lease_client = Client::try_default().await.map_err(RunError::Client)?;
+    Ok(Elector::new(
+        lease_client,
+        LeaderConfig {
+            namespace: args.lease_namespace.clone(),
+            name: lease_name(args.lease_name.as_deref(), args.shard.as_deref()),
+            identity: identity(args),
+            lease_duration,
+            renew_deadline,
+            renew_every,
+            retry_every,
+        },
+    ))
+}
+
+type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+/// Campaign, run the controller while the Lease is held, step down when it is lost, and
+/// campaign again; release the Lease on shutdown.
+async fn lead(
+    args: &RunArgs,
+    client: &Client,
+    elector: Elector,
+    env: Arc<Env>,
+    refs: Arc<refcache::RefCache>,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) {
+    let identity = identity(args);
+    let lease = lease_name(args.lease_name.as_deref(), args.shard.as_deref());
     loop {
         let term = if args.leader_election {
             tracing::info!(identity = %identity, lease = %lease, "waiting for the leader Lease");
             tokio::select! {
                 t = elector.acquire() => t,
-                _ = shutdown.clone() => return Ok(()),
+                _ = shutdown.clone() => return,
             }
         } else {
             Arc::new(Term::unbounded())
@@ -416,8 +442,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
         metrics.leader.set(1);
         let controller = run_term(
-            &args,
-            &client,
+            args,
+            client,
             &identity,
             env.clone(),
             refs.clone(),
@@ -445,9 +471,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
                 elector.release().await;
                 tracing::info!("released the leader Lease");
             }
-            return Ok(());
+            return;
         }
-        // Keep the process: campaign again.
     }
 }
 
@@ -461,7 +486,7 @@ async fn run_term(
     refs: Arc<refcache::RefCache>,
     metrics: Arc<Metrics>,
     term: Arc<Term>,
-    shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+    shutdown: Shutdown,
 ) {
     let (reader, writer) = reflector::store::<Watched>();
     metrics.set_store(Some(reader.clone()));

@@ -256,20 +256,19 @@ async fn check(obj: &BitbucketConnection, ctx: Arc<Ctx>) -> Result<Action, Recon
         ctx.metrics.observe_rate_limit(host, limit);
     }
 
-    let readiness = status::readiness(&report);
-    let failures = ctx.failures(&key);
-    let was_ready = ready_of(old).is_some_and(|c| c.status == "True");
-    if is_blip(&report, was_ready, failures, new_generation || fresh) {
-        // One blip does not flip a Ready connection: look again soon before saying Unknown.
-        ctx.set_failures(key, 1);
-        ctx.metrics.count_reconcile("transient");
-        return Ok(Action::requeue(backoff(1, &report, spec.interval())));
-    }
-
-    let remedy_ctx = status::remedy_context(&ns, spec);
-    let mut new = status::build(&report, &remedy_ctx, generation, old, (ctx.env.clock)());
-    new.last_handled_requested_at = requested.or(handled);
-    if old.is_none_or(|o| status::differs(o, &new)) {
+    let decision = decide(Inputs {
+        report: &report,
+        old,
+        failures: ctx.failures(&key),
+        asked: new_generation || fresh,
+        generation,
+        requested,
+        handled,
+        namespace: &ns,
+        spec,
+        now: (ctx.env.clock)(),
+    });
+    if let Some(new) = &decision.write {
         if !ctx.term.may_write() {
             return Err(ReconcileError::NotLeader);
         }
@@ -284,30 +283,89 @@ async fn check(obj: &BitbucketConnection, ctx: Arc<Ctx>) -> Result<Action, Recon
             return Err(ReconcileError::Status(e));
         }
         ctx.metrics.status_writes.inc();
-        if ctx.term.may_write() {
-            publish_transition(&ctx, obj, ready_of(old), ready_of(Some(&new)), &new).await;
+        if let Some(event) = &decision.event
+            && ctx.term.may_write()
+            && let Err(e) = ctx.recorder.publish(event, &obj.object_ref(&())).await
+        {
+            tracing::warn!(error = %e, "publishing an event failed");
         }
     }
+    ctx.set_failures(key, decision.failures);
+    ctx.metrics.count_reconcile(decision.result);
+    Ok(Action::requeue(decision.requeue))
+}
 
-    let (result, next) = match readiness {
-        Readiness::Ready => {
-            ctx.set_failures(key, 0);
-            ("ready", next_check(&report, spec.interval()))
-        }
-        Readiness::NotReady { stalled: true } => {
-            ctx.set_failures(key, 0);
-            // A change to the spec, Secret or CA bundle triggers a check at once; until then,
-            // the interval.
-            ("stalled", next_check(&report, spec.interval()))
-        }
+/// What a check's report means for one connection, before anything is written.
+pub struct Inputs<'a> {
+    pub report: &'a Report,
+    /// The status as the cache has it (None: never checked).
+    pub old: Option<&'a BitbucketConnectionStatus>,
+    /// Consecutive transient failures before this check.
+    pub failures: u32,
+    /// A new generation or a re-check the user asked for: report what is found, no blip rule.
+    pub asked: bool,
+    pub generation: Option<i64>,
+    pub requested: Option<String>,
+    pub handled: Option<String>,
+    pub namespace: &'a str,
+    pub spec: &'a crate::api::BitbucketConnectionSpec,
+    pub now: jiff::Timestamp,
+}
+
+/// The reconcile's decision: pure, so its rules (one blip, backoff, Stalled, transitions,
+/// events) are tested with a fixed clock and no control plane (the tests below).
+pub struct Decision {
+    /// The status to apply, only when it differs from what is there.
+    pub write: Option<BitbucketConnectionStatus>,
+    /// Published after the write, on a Ready transition.
+    pub event: Option<Event>,
+    pub requeue: Duration,
+    /// Consecutive transient failures after this check.
+    pub failures: u32,
+    /// The bbconn_reconcile_total result label.
+    pub result: &'static str,
+}
+
+pub fn decide(i: Inputs<'_>) -> Decision {
+    let old_ready = i.old.and_then(|o| o.condition_state(READY));
+    let was_ready = old_ready.is_some_and(|(s, _)| s == "True");
+    let interval = i.spec.interval();
+    if is_blip(i.report, was_ready, i.failures, i.asked) {
+        // One blip does not flip a Ready connection: look again soon before saying Unknown.
+        return Decision {
+            write: None,
+            event: None,
+            requeue: backoff(1, i.report, interval),
+            failures: 1,
+            result: "transient",
+        };
+    }
+    let remedy_ctx = status::remedy_context(i.namespace, i.spec);
+    let mut new = status::build(i.report, &remedy_ctx, i.generation, i.old, i.now);
+    new.last_handled_requested_at = i.requested.or(i.handled);
+    let (write, event) = if i.old.is_none_or(|o| status::differs(o, &new)) {
+        let event = transition_event(old_ready, ready_of(Some(&new)), &new);
+        (Some(new), event)
+    } else {
+        (None, None)
+    };
+    let (result, failures, requeue) = match status::readiness(i.report) {
+        Readiness::Ready => ("ready", 0, next_check(i.report, interval)),
+        // A change to the spec, Secret or CA bundle triggers a check at once; until then, the
+        // interval.
+        Readiness::NotReady { stalled: true } => ("stalled", 0, next_check(i.report, interval)),
         Readiness::NotReady { stalled: false } | Readiness::Unknown => {
-            let n = failures.saturating_add(1);
-            ctx.set_failures(key, n);
-            ("retrying", backoff(n, &report, spec.interval()))
+            let n = i.failures.saturating_add(1);
+            ("retrying", n, backoff(n, i.report, interval))
         }
     };
-    ctx.metrics.count_reconcile(result);
-    Ok(Action::requeue(next))
+    Decision {
+        write,
+        event,
+        requeue,
+        failures,
+        result,
+    }
 }
 
 /// One blip does not flip a Ready connection: a transient failure, or a refused connection
@@ -368,8 +426,8 @@ async fn write_reconciling(
         field_manager: Some(FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
-    let has_conditions = old.is_some_and(|s| !s.conditions.is_empty());
-    let already = old.is_some_and(|s| s.conditions.iter().any(|c| c.type_ == RECONCILING));
+    let has_conditions = old.is_some_and(|s| s.condition_states().next().is_some());
+    let already = old.is_some_and(|s| s.condition_state(RECONCILING).is_some());
     if already {
         return Ok(());
     }
@@ -390,22 +448,20 @@ async fn write_reconciling(
 }
 
 /// Events on transitions only: Warning with cause and remedy; Normal on recovery.
-async fn publish_transition(
-    ctx: &Ctx,
-    obj: &BitbucketConnection,
-    old: Option<&Condition>,
+fn transition_event(
+    old: Option<(&str, &str)>,
     new: Option<&Condition>,
     status: &BitbucketConnectionStatus,
-) {
-    let Some(new) = new else { return };
-    if old.is_some_and(|o| o.status == new.status && o.reason == new.reason) {
-        return;
+) -> Option<Event> {
+    let new = new?;
+    if old.is_some_and(|(s, r)| s == new.status && r == new.reason) {
+        return None;
     }
     // Normal only on recovery: a connection that is Ready from its first check needs no event.
-    if new.status == "True" && old.is_none_or(|o| o.status == "True") {
-        return;
+    if new.status == "True" && old.is_none_or(|(s, _)| s == "True") {
+        return None;
     }
-    let event = match new.status.as_str() {
+    Some(match new.status.as_str() {
         "True" => Event {
             type_: EventType::Normal,
             reason: "Ready".into(),
@@ -428,10 +484,7 @@ async fn publish_transition(
                 secondary: None,
             }
         }
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, "publishing an event failed");
-    }
+    })
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -484,6 +537,205 @@ mod tests {
             git: None,
             fresh_until: None,
         }
+    }
+
+    /// The decision fixtures: a connection with a 10-minute interval, checked at a fixed clock.
+    fn spec() -> crate::api::BitbucketConnectionSpec {
+        serde_json::from_value(serde_json::json!({
+            "flavor": "DataCenter", "url": "https://bitbucket.example.com", "interval": "10m",
+            "auth": {"method": "AccessToken", "secretRef": {"name": "token"}}
+        }))
+        .unwrap()
+    }
+
+    fn at(s: &str) -> jiff::Timestamp {
+        s.parse().unwrap()
+    }
+
+    struct Fixture {
+        spec: crate::api::BitbucketConnectionSpec,
+        /// As the operator's cache holds it.
+        status: Option<BitbucketConnectionStatus>,
+        written: Option<BitbucketConnectionStatus>,
+        failures: u32,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            Fixture {
+                spec: spec(),
+                status: None,
+                written: None,
+                failures: 0,
+            }
+        }
+
+        /// One reconcile at `now` with `report`; what it writes becomes the cache's status.
+        fn check(&mut self, report: &Report, now: &str, asked: bool) -> Decision {
+            let v = decide(Inputs {
+                report,
+                old: self.status.as_ref(),
+                failures: self.failures,
+                asked,
+                generation: Some(1),
+                requested: None,
+                handled: None,
+                namespace: "team",
+                spec: &self.spec,
+                now: at(now),
+            });
+            if let Some(w) = &v.write {
+                self.status = Some(status::compact(w));
+                self.written = Some(w.clone());
+            }
+            self.failures = v.failures;
+            v
+        }
+
+        fn ready(&self) -> (String, String, String) {
+            let c = ready_of(self.written.as_ref()).unwrap();
+            (
+                c.status.clone(),
+                c.reason.clone(),
+                c.last_transition_time.clone(),
+            )
+        }
+    }
+
+    fn within(d: Duration, secs: f64) -> bool {
+        let s = d.as_secs_f64();
+        s >= secs * 0.9 - 0.001 && s <= secs * 1.1 + 0.001
+    }
+
+    #[test]
+    fn a_healthy_connection_is_written_once_and_checked_every_interval() {
+        let mut f = Fixture::new();
+        let v = f.check(&report(None), "2026-12-03T10:00:00Z", false);
+        assert!(v.write.is_some(), "the first check writes its status");
+        assert!(v.event.is_none(), "Ready from the first check: no event");
+        assert_eq!((v.result, v.failures), ("ready", 0));
+        assert!(within(v.requeue, 600.0), "{:?}", v.requeue);
+        for minute in 10..40 {
+            let v = f.check(&report(None), &format!("2026-12-03T10:{minute}:00Z"), false);
+            assert!(
+                v.write.is_none(),
+                "steady state writes nothing (minute {minute})"
+            );
+        }
+        assert_eq!(f.ready().2, "2026-12-03T10:00:00Z");
+    }
+
+    #[test]
+    fn one_blip_is_looked_at_again_a_second_is_reported_and_backs_off() {
+        let mut f = Fixture::new();
+        f.check(&report(None), "2026-12-03T10:00:00Z", false);
+        let refused = report(Some((Check::Reachable, Cause::ConnectionRefused)));
+        let v = f.check(&refused, "2026-12-03T10:10:00Z", false);
+        assert!(
+            v.write.is_none() && v.event.is_none(),
+            "one blip changes nothing"
+        );
+        assert_eq!((v.result, v.failures), ("transient", 1));
+        assert!(
+            within(v.requeue, 5.0),
+            "looked at again soon: {:?}",
+            v.requeue
+        );
+        assert_eq!(f.ready().0, "True");
+
+        let v = f.check(&refused, "2026-12-03T10:10:05Z", false);
+        let event = v.event.as_ref().expect("a Warning on the transition");
+        assert_eq!(event.type_, EventType::Warning);
+        assert_eq!(event.reason, "ConnectionRefused");
+        assert!(event.note.as_deref().unwrap().contains("Remedy: "));
+        assert_eq!((v.result, v.failures), ("retrying", 2));
+        assert_eq!(
+            f.ready(),
+            (
+                "False".into(),
+                "ConnectionRefused".into(),
+                "2026-12-03T10:10:05Z".into()
+            )
+        );
+        // 5 s doubling per failure, at most the interval.
+        let mut waits = Vec::new();
+        for k in 0..10 {
+            let v = f.check(&refused, &format!("2026-12-03T10:2{k}:00Z"), false);
+            assert!(v.write.is_none(), "the same failure is not rewritten");
+            waits.push(v.requeue.as_secs_f64());
+        }
+        for (k, w) in waits.iter().enumerate() {
+            let expected = (5.0 * f64::from(1u32 << (k + 2))).min(600.0);
+            assert!(
+                within(Duration::from_secs_f64(*w), expected),
+                "failure {}: {w} s, not ~{expected} s",
+                k + 3
+            );
+        }
+        assert_eq!(
+            f.ready().2,
+            "2026-12-03T10:10:05Z",
+            "lastTransitionTime stays"
+        );
+
+        let v = f.check(&report(None), "2026-12-03T11:00:00Z", false);
+        let event = v.event.as_ref().expect("a Normal event on recovery");
+        assert_eq!(
+            (event.type_.clone(), event.reason.as_str()),
+            (EventType::Normal, "Ready")
+        );
+        assert_eq!((v.result, v.failures), ("ready", 0));
+        assert_eq!(f.ready().2, "2026-12-03T11:00:00Z");
+    }
+
+    #[test]
+    fn a_check_the_user_asked_for_reports_a_blip_at_once() {
+        let mut f = Fixture::new();
+        f.check(&report(None), "2026-12-03T10:00:00Z", false);
+        let timeout = report(Some((Check::Reachable, Cause::ConnectionTimedOut)));
+        let v = f.check(&timeout, "2026-12-03T10:01:00Z", true);
+        assert!(v.write.is_some());
+        assert_eq!(v.result, "retrying");
+        assert_eq!(f.ready().0, "Unknown");
+    }
+
+    #[test]
+    fn a_revoked_token_stalls_with_its_remedy_and_waits_for_a_change() {
+        let mut f = Fixture::new();
+        f.check(&report(None), "2026-12-03T10:00:00Z", false);
+        let revoked = report(Some((Check::Authenticated, Cause::TokenRevoked)));
+        let v = f.check(&revoked, "2026-12-03T10:10:00Z", false);
+        assert!(v.write.is_some(), "no blip rule for a refused credential");
+        let status = v.write.as_ref().unwrap();
+        assert!(
+            status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == "TokenRevoked"),
+            "{:?}",
+            status.conditions
+        );
+        assert_eq!(v.event.as_ref().unwrap().reason, "TokenRevoked");
+        assert_eq!((v.result, v.failures), ("stalled", 0));
+        assert!(
+            within(v.requeue, 600.0),
+            "stalled: the interval, not a backoff"
+        );
+        let v = f.check(&revoked, "2026-12-03T10:20:00Z", false);
+        assert!(v.write.is_none() && v.event.is_none(), "no event per check");
+    }
+
+    #[test]
+    fn retry_after_is_respected() {
+        let mut f = Fixture::new();
+        let mut limited = report(Some((Check::Authenticated, Cause::RateLimited)));
+        for r in &mut limited.results {
+            if let crate::checks::Verdict::Failed(fi) = &mut r.verdict {
+                fi.retry_after = Some(Duration::from_secs(120));
+            }
+        }
+        let v = f.check(&limited, "2026-12-03T10:00:00Z", false);
+        assert!(v.requeue >= Duration::from_secs(108), "{:?}", v.requeue);
     }
 
     #[test]
