@@ -155,7 +155,7 @@ async fn apiserver_requests(client: &Client) -> (f64, f64) {
 
 /// Connections without a status for their current generation.
 async fn count_unchecked(api: &Api<BitbucketConnection>) -> usize {
-    let list = api.list(&ListParams::default()).await.unwrap();
+    let list = list_all(api).await;
     list.items
         .iter()
         .filter(|c| {
@@ -166,8 +166,25 @@ async fn count_unchecked(api: &Api<BitbucketConnection>) -> usize {
         .count()
 }
 
+/// The list, retried: a loaded API server may drop a connection, which is not the operator's
+/// figure to report.
+async fn list_all(api: &Api<BitbucketConnection>) -> kube::api::ObjectList<BitbucketConnection> {
+    let mut tries = 0;
+    loop {
+        match api.list(&ListParams::default()).await {
+            Ok(l) => return l,
+            Err(e) if tries < 10 => {
+                tries += 1;
+                eprintln!("  (listing again after: {e})");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("listing connections: {e}"),
+        }
+    }
+}
+
 async fn count_ready(api: &Api<BitbucketConnection>) -> usize {
-    let list = api.list(&ListParams::default()).await.unwrap();
+    let list = list_all(api).await;
     list.items
         .iter()
         .filter(|c| {

@@ -72,11 +72,11 @@ pub struct BitbucketConnectionSpec {
     pub profiles: Vec<Profile>,
     /// Explicit requirements, merged with the profiles'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requirements: Option<Requirements>,
+    pub requirements: Option<Box<Requirements>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<Tls>,
+    pub tls: Option<Box<Tls>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<Network>,
+    pub network: Option<Box<Network>>,
     /// What the consumer does with the listed repositories over git (default: Read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<Git>,
@@ -150,7 +150,7 @@ pub struct SecretRef {
     pub name: String,
     /// Key names inside the Secret, where they differ from the defaults. Not with format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keys: Option<SecretKeys>,
+    pub keys: Option<Box<SecretKeys>>,
     /// The Secret is a consumer's own, in its layout; absent: bbconn's keys (see keys).
     /// ArgoCD: an Argo CD repository Secret (username and password, or bearerToken;
     /// forceHttpBasicAuth "true" prefers username and password; url, type, project and labels
@@ -432,15 +432,15 @@ pub struct BitbucketConnectionStatus {
     #[serde(default)]
     pub problems: Vec<Problem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<ServerInfo>,
+    pub server: Option<Box<ServerInfo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<CertificateInfo>,
+    pub certificate: Option<Box<CertificateInfo>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<CredentialInfo>,
+    pub credential: Option<Box<CredentialInfo>>,
     /// How the consumer reaches the repositories over git: the clone URLs and the credential form
     /// to configure (never the secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub git: Option<GitInfo>,
+    pub git: Option<Box<GitInfo>>,
     /// In the operator's cache only: a digest of the full status it stands for (see
     /// `status::compact`). Never serialized.
     #[serde(skip)]

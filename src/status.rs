@@ -174,13 +174,14 @@ pub fn build(
         last_handled_requested_at: old.and_then(|o| o.last_handled_requested_at.clone()),
         conditions,
         problems: problems(report, ctx),
-        server: report.server.clone(),
+        // Boxed: the cache holds 10,000s of statuses, most without some of these.
+        server: report.server.clone().map(Box::new),
         certificate: report
             .certificate
             .as_ref()
-            .map(crate::checks::tls::certificate_info),
-        credential: report.credential.clone(),
-        git: report.git.clone(),
+            .map(|c| Box::new(crate::checks::tls::certificate_info(c))),
+        credential: report.credential.clone().map(Box::new),
+        git: report.git.clone().map(Box::new),
         digest: None,
         kept: None,
     }
@@ -308,14 +309,18 @@ pub fn compact(s: &BitbucketConnectionStatus) -> BitbucketConnectionStatus {
         ),
         problems: Vec::new(),
         server: None,
-        certificate: s.certificate.as_ref().map(|c| crate::api::CertificateInfo {
-            not_after: c.not_after.clone(),
-            ..Default::default()
+        certificate: s.certificate.as_ref().map(|c| {
+            Box::new(crate::api::CertificateInfo {
+                not_after: c.not_after.clone(),
+                ..Default::default()
+            })
         }),
-        credential: s.credential.as_ref().map(|c| crate::api::CredentialInfo {
-            expires_at: c.expires_at.clone(),
-            withheld_since: c.withheld_since.clone(),
-            ..Default::default()
+        credential: s.credential.as_ref().map(|c| {
+            Box::new(crate::api::CredentialInfo {
+                expires_at: c.expires_at.clone(),
+                withheld_since: c.withheld_since.clone(),
+                ..Default::default()
+            })
         }),
         git: None,
         digest: Some(digest(s)),
