@@ -12,8 +12,6 @@ pub struct Finding {
     pub message: String,
     /// From a 429's Retry-After: when to try again.
     pub retry_after: Option<Duration>,
-    /// The failure was already recorded under an earlier check (a token endpoint's TLS, say).
-    pub replaced: bool,
 }
 
 impl Finding {
@@ -22,11 +20,6 @@ impl Finding {
             cause,
             message: message.into(),
             retry_after: None,
-            replaced: false,
         }
-    }
-    pub fn mark_replaced(mut self) -> Finding {
-        self.replaced = true;
-        self
     }
 }

@@ -8,6 +8,7 @@ pub mod network_path;
 pub mod reachable;
 pub mod repositories;
 pub mod scopes;
+pub mod spec;
 pub mod tls;
 
 use crate::catalogue::Check;
