@@ -187,7 +187,7 @@ async fn cloud_identity(
     let mut api = Api::new(session, base_path, identity.authorization.clone());
     let who = cloud::whoami(&mut api).await;
     run.found.collect(&api);
-    let who = who?;
+    let who = who.map_err(Finding::from)?;
     authenticated::cloud(run.input.method, base_path, &who)?;
     match who {
         cloud::UserAnswer::Accepted { user, kind, scopes } => {

@@ -72,7 +72,7 @@ async fn held(run: &Run<'_>, identity: &Identity, api: &mut Api<'_>) -> CheckRes
                         Ok(b) => {
                             probed.insert(*perm, b);
                         }
-                        Err(f) => return CheckResult::failed(Check::ScopesSufficient, f),
+                        Err(e) => return CheckResult::failed(Check::ScopesSufficient, e.into()),
                     }
                 }
                 judge(&req.scopes, &req.permissions, Held::Probed(&probed))

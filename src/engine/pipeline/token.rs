@@ -84,5 +84,5 @@ async fn send(
         } => oauth::probe_code_exchange(&mut api, path, id, secret, redirect).await,
     };
     run.found.collect(&api);
-    answer
+    Ok(answer?)
 }
