@@ -1,6 +1,6 @@
-//! A cause with the message that explains one instance of it: what every layer that can meet a
-//! cause (the checks, the Bitbucket clients, the engine) hands upward. It sits just above the
-//! catalogue so that nothing below the checks needs to import them.
+//! A cause with the message that explains one instance of it: what the checks decide and the
+//! engine records. The Bitbucket clients do not make these: they return what Bitbucket said
+//! (`bitbucket::Error` and their answer types), and `checks/` turns that into causes.
 
 use crate::catalogue::Cause;
 use std::time::Duration;
@@ -12,8 +12,6 @@ pub struct Finding {
     pub message: String,
     /// From a 429's Retry-After: when to try again.
     pub retry_after: Option<Duration>,
-    /// The failure was already recorded under an earlier check (a token endpoint's TLS, say).
-    pub replaced: bool,
 }
 
 impl Finding {
@@ -22,11 +20,6 @@ impl Finding {
             cause,
             message: message.into(),
             retry_after: None,
-            replaced: false,
         }
-    }
-    pub fn mark_replaced(mut self) -> Finding {
-        self.replaced = true;
-        self
     }
 }

@@ -1,7 +1,8 @@
 //! bbconn: Bitbucket connections, checked declaratively.
 //!
 //! Where a cause is decided: `catalogue` lists them all; each check's module under `checks/`
-//! decides its own; `engine` runs them in order.
+//! decides its own (`checks/answers.rs` the "any check" causes of a failed request); `engine`
+//! runs them in order, one step per module under `engine/pipeline/`.
 
 pub mod api;
 pub mod bitbucket;

@@ -4,10 +4,8 @@
 //! JSON shapes from `cloud.swagger.v3.json` (`account`/`user`, `workspace`, `repository`,
 //! `paginated_repositories`, `error`).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
 use http::Method;
 use serde_json::{Value, json};
@@ -16,11 +14,10 @@ use crate::fixture::{
     Cloud, CloudAccess, CloudRepository, CloudToken, CloudTokenKind, CloudUser, Workspace,
 };
 use crate::http::{self as h, Credential, Req, Resp, parse_authorization};
-use crate::server::{RATE_LIMITED_BODY, Shared, lock};
+use crate::state::{RATE_LIMITED_BODY, Shared, lock};
 
 const API: &str = "https://api.bitbucket.org/2.0";
 const WEB: &str = "https://bitbucket.org";
-const HOUR: Duration = Duration::from_secs(3600);
 const CREATED_ON: &str = "2020-01-01T00:00:00+00:00";
 
 /// docs/design/bitbucket-api.md, "Errors": the same text for invalid, revoked and expired tokens.
@@ -47,70 +44,6 @@ struct ScopeError;
 /// Not documented: the message for an access token on a user-only endpoint (`GET /2.0/user`
 /// answers 403 to access tokens, docs/design/bitbucket-api.md).
 const USER_ONLY: &str = "This API is only accessible with the following authentication types: session, password, apppassword, api_token";
-
-/// Runtime state: rate-limit windows and OAuth tokens issued by the token endpoint.
-#[derive(Default)]
-pub(crate) struct State {
-    rate: Mutex<HashMap<String, VecDeque<Instant>>>,
-    issued: Mutex<HashMap<String, Issued>>,
-    refresh: Mutex<HashMap<String, usize>>,
-    counter: AtomicU64,
-}
-
-struct Issued {
-    consumer: usize,
-    at: Instant,
-}
-
-impl State {
-    /// Rolling-hour limit per key. `Err(seconds)`: over the limit, with the time until the
-    /// oldest counted request leaves the window.
-    fn admit(&self, key: &str, limit: u32) -> Result<(), u64> {
-        let now = Instant::now();
-        let mut map = lock(&self.rate);
-        if !map.contains_key(key) {
-            map.insert(key.to_owned(), VecDeque::new());
-        }
-        let Some(window) = map.get_mut(key) else {
-            return Ok(());
-        };
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= HOUR)
-        {
-            window.pop_front();
-        }
-        if window.len() >= limit as usize {
-            let wait = window
-                .front()
-                .map(|t| (*t + HOUR).saturating_duration_since(now))
-                .unwrap_or(HOUR);
-            return Err(wait.as_secs_f64().ceil().max(1.0) as u64);
-        }
-        window.push_back(now);
-        Ok(())
-    }
-
-    fn issue(&self, consumer: usize) -> (String, String) {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let salt = h::fnv(&format!("{n}/{nanos}/{consumer}"));
-        let access = format!("sim-oauth-access-{n}-{salt:016x}");
-        let refresh = format!("sim-oauth-refresh-{n}-{:016x}", h::fnv(&access));
-        lock(&self.issued).insert(
-            access.clone(),
-            Issued {
-                consumer,
-                at: Instant::now(),
-            },
-        );
-        lock(&self.refresh).insert(refresh.clone(), consumer);
-        (access, refresh)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Credentials and scopes
@@ -1211,7 +1144,7 @@ mod tests {
 
     #[test]
     fn rolling_window() {
-        let s = State::default();
+        let s = crate::state::CloudState::default();
         assert!(s.admit("k", 2).is_ok());
         assert!(s.admit("k", 2).is_ok());
         let retry = s.admit("k", 2);

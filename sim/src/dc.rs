@@ -7,17 +7,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use http::Method;
 use serde_json::{Value, json};
 
 use crate::fixture::{
-    DataCenter, DcGlobalPermission, DcPermission, DcProject, DcRateLimit, DcRepository, DcToken,
-    DcTokenKind, DcUser, Fixture,
+    DataCenter, DcGlobalPermission, DcPermission, DcProject, DcRepository, DcToken, DcTokenKind,
+    DcUser,
 };
 use crate::http::{self as h, Credential, Req, Resp, parse_authorization};
-use crate::server::{Shared, lock};
+use crate::state::{Shared, lock, now_ms};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -39,86 +38,6 @@ const BASIC_DISABLED: &str = "Basic Authentication has been disabled on this ins
 const CAPTCHA_REQUIRED: &str = "CAPTCHA required. Your Bitbucket account has been locked. To unlock it and log in again you must solve a CAPTCHA. This is typically caused by too many attempts to login with an incorrect password.";
 const CAPTCHA_EXCEPTION: &str =
     "com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException";
-
-/// Runtime state: when each token last authenticated, failed logins per user, rate buckets.
-pub(crate) struct State {
-    started_ms: i64,
-    last_auth: Mutex<HashMap<usize, i64>>,
-    /// User slug -> consecutive failed logins (a success resets it, as Bitbucket does).
-    failures: Mutex<BTreeMap<String, u32>>,
-    /// Principal name -> (tokens left, when last refilled).
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
-}
-
-impl State {
-    pub fn failed_logins(&self) -> BTreeMap<String, u32> {
-        lock(&self.failures).clone()
-    }
-
-    pub fn reset_failed_logins(&self, user: Option<&str>) {
-        let mut map = lock(&self.failures);
-        match user {
-            Some(u) => {
-                map.remove(&u.to_lowercase());
-            }
-            None => map.clear(),
-        }
-    }
-
-    fn captcha_on(&self, dc: &DataCenter, slug: &str) -> bool {
-        dc.captcha_after_failures > 0
-            && lock(&self.failures)
-                .get(slug)
-                .is_some_and(|n| *n >= dc.captcha_after_failures)
-    }
-
-    fn failed(&self, slug: &str) {
-        *lock(&self.failures).entry(slug.to_owned()).or_insert(0) += 1;
-    }
-
-    fn succeeded(&self, slug: &str) {
-        lock(&self.failures).remove(slug);
-    }
-
-    /// Token bucket: `Err(seconds)` when empty, with the time until the next token.
-    fn take_token(&self, key: &str, limit: &DcRateLimit) -> Result<(), u64> {
-        let now = Instant::now();
-        let size = f64::from(limit.bucket_size.max(1));
-        let rate = limit.refill_per_second.max(0.001);
-        let mut map = lock(&self.buckets);
-        let (tokens, at) = map.entry(key.to_owned()).or_insert((size, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(size);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
-        }
-    }
-}
-
-impl State {
-    pub fn new(f: &Fixture) -> State {
-        let last_auth = f
-            .datacenter
-            .tokens
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| t.last_authenticated.map(|ts| (i, ts.as_millisecond())))
-            .collect();
-        State {
-            started_ms: now_ms(),
-            last_auth: Mutex::new(last_auth),
-            failures: Mutex::new(BTreeMap::new()),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
 
 /// A permission level on a project or repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

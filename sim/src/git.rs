@@ -11,7 +11,7 @@
 use http::Method;
 
 use crate::http::{self as h, Req, Resp};
-use crate::server::Shared;
+use crate::state::Shared;
 use crate::{cloud, dc};
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,7 @@ mod http;
 mod model;
 mod proxy;
 mod server;
+mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,7 +89,7 @@ impl Simulator {
 
 /// A running simulator. Dropping it stops every listener.
 pub struct Running {
-    shared: Arc<server::Shared>,
+    shared: Arc<state::Shared>,
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::RecordedRequest;
-use crate::server::Shared;
+use crate::state::Shared;
 
 const MAX_HEAD: usize = 16 * 1024;
 

@@ -1,12 +1,10 @@
 //! Listeners: TCP accept loops, TLS, HTTP/1.1 with keep-alive, faults, and the request log.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request};
+use http::Request;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -19,110 +17,10 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use crate::fixture::{Fault, FaultKind, Fixture, Flavor, ListenerKind};
-use crate::http::{Credential, Req, Resp, parse_authorization};
+use crate::http::{Req, Resp};
 use crate::pki::{CertMode, Pki};
+use crate::state::{ListenerRt, RATE_LIMITED_BODY, Shared};
 use crate::{RecordedRequest, Running, SimError, cloud, dc, http as h, model, proxy};
-
-/// A bound listener.
-pub(crate) struct ListenerRt {
-    pub name: String,
-    pub addr: SocketAddr,
-    pub kind: ListenerKind,
-    pub tls: bool,
-    pub cloud: bool,
-    pub dc: bool,
-    /// Normalised: empty, or `/x` without a trailing slash.
-    pub base_path: String,
-    pub advertised_base_url: Option<String>,
-}
-
-/// Everything the handlers share.
-pub(crate) struct Shared {
-    pub fixture: Fixture,
-    pub listeners: Vec<ListenerRt>,
-    records: Mutex<Vec<RecordedRequest>>,
-    count: AtomicUsize,
-    fault_remaining: Vec<AtomicU64>,
-    pub cloud: cloud::State,
-    pub dc: dc::State,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Shared {
-    pub fn addr(&self, name: &str) -> Option<SocketAddr> {
-        self.listeners
-            .iter()
-            .find(|l| l.name == name)
-            .map(|l| l.addr)
-    }
-
-    pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.records).clone()
-    }
-
-    pub fn request_count(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    pub fn clear_requests(&self) {
-        lock(&self.records).clear();
-    }
-
-    pub fn record(&self, r: RecordedRequest) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        if self.fixture.record_requests {
-            lock(&self.records).push(r);
-        }
-    }
-
-    /// The first fault matching this request whose `times` is not used up (and uses one).
-    fn take_fault(
-        &self,
-        listener: usize,
-        method: &Method,
-        path: &str,
-        query: Option<&str>,
-        auth: Option<&str>,
-    ) -> Option<&Fault> {
-        if self.fixture.faults.is_empty() {
-            return None;
-        }
-        let creds: Vec<String> = match auth.map(parse_authorization) {
-            Some(Credential::Basic { user, password }) => vec![user, password],
-            Some(Credential::Bearer(t)) => vec![t],
-            _ => Vec::new(),
-        };
-        let name = &self.listeners[listener].name;
-        for (i, f) in self.fixture.faults.iter().enumerate() {
-            if f.listener.as_ref().is_some_and(|l| l != name)
-                || f.path_prefix
-                    .as_ref()
-                    .is_some_and(|p| !path.starts_with(p.as_str()))
-                || f.method
-                    .as_ref()
-                    .is_some_and(|m| !m.eq_ignore_ascii_case(method.as_str()))
-                || f.credential.as_ref().is_some_and(|c| !creds.contains(c))
-                || f.query_contains
-                    .as_ref()
-                    .is_some_and(|q| !query.is_some_and(|have| have.contains(q.as_str())))
-            {
-                continue;
-            }
-            if f.times.is_some()
-                && self.fault_remaining[i]
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| v.checked_sub(1))
-                    .is_err()
-            {
-                continue;
-            }
-            return Some(f);
-        }
-        None
-    }
-}
 
 fn tls_acceptor(
     pki: &Pki,
@@ -182,20 +80,7 @@ pub(crate) async fn start(fixture: Fixture, pki: &Pki) -> Result<Running, SimErr
         });
         bound.push((tcp, acceptor));
     }
-    let fault_remaining = fixture
-        .faults
-        .iter()
-        .map(|f| AtomicU64::new(f.times.unwrap_or(u64::MAX)))
-        .collect();
-    let shared = Arc::new(Shared {
-        cloud: cloud::State::default(),
-        dc: dc::State::new(&fixture),
-        fixture,
-        listeners,
-        records: Mutex::new(Vec::new()),
-        count: AtomicUsize::new(0),
-        fault_remaining,
-    });
+    let shared = Arc::new(Shared::new(fixture, listeners));
     let (tx, rx) = watch::channel(false);
     let tasks = bound
         .into_iter()
@@ -386,10 +271,6 @@ fn is_web_page(base: &str, path: &str) -> bool {
     let first = rest.trim_start_matches('/').split('/').next().unwrap_or("");
     first != "rest" && first != "scm"
 }
-
-/// The plain-text body of a 429 (support.atlassian.com/bitbucket-cloud/docs/api-request-limits:
-/// "429 with a plain-text body").
-pub(crate) const RATE_LIMITED_BODY: &str = "Rate limit for this resource has been exceeded";
 
 fn fault_response(f: &Fault) -> Resp {
     match f.kind {

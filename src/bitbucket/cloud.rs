@@ -1,8 +1,7 @@
 //! Bitbucket Cloud (api.bitbucket.org/2.0). Sources: docs/design/bitbucket-api.md; developer.atlassian.com/cloud/bitbucket.
 
+use super::Error;
 use super::{Api, error_message};
-use crate::catalogue::Cause;
-use crate::finding::Finding;
 use crate::transport::http::Response;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use std::collections::BTreeSet;
@@ -63,7 +62,7 @@ pub fn parse_scopes(v: &str) -> BTreeSet<String> {
         .collect()
 }
 
-pub async fn whoami(api: &mut Api<'_>) -> Result<UserAnswer, Finding> {
+pub async fn whoami(api: &mut Api<'_>) -> Result<UserAnswer, Error> {
     let r = api.get("/user").await?;
     let scopes = r.header("x-oauth-scopes").map(parse_scopes);
     let kind = r
@@ -99,14 +98,11 @@ pub async fn whoami(api: &mut Api<'_>) -> Result<UserAnswer, Finding> {
         404 => Ok(UserAnswer::NoApi {
             message: error_message(&r),
         }),
-        s => Err(Finding::new(
-            Cause::UnexpectedResponse,
-            format!(
-                "GET {}/user answered {s}: {}",
-                api.base_path,
-                error_message(&r)
-            ),
-        )),
+        s => Err(Error::Unexpected(format!(
+            "GET {}/user answered {s}: {}",
+            api.base_path,
+            error_message(&r)
+        ))),
     }
 }
 
@@ -125,7 +121,7 @@ pub async fn repository(
     api: &mut Api<'_>,
     workspace: &str,
     slug: &str,
-) -> Result<RepoAnswer, Finding> {
+) -> Result<RepoAnswer, Error> {
     let path = format!("/repositories/{}/{}", enc(workspace), enc(slug));
     let r = api.get(&path).await?;
     match r.status.as_u16() {
@@ -142,14 +138,11 @@ pub async fn repository(
                 None => error_message(&r),
             }))
         }
-        s => Err(Finding::new(
-            Cause::UnexpectedResponse,
-            format!(
-                "GET {}{path} answered {s}: {}",
-                api.base_path,
-                error_message(&r)
-            ),
-        )),
+        s => Err(Error::Unexpected(format!(
+            "GET {}{path} answered {s}: {}",
+            api.base_path,
+            error_message(&r)
+        ))),
     }
 }
 
@@ -161,20 +154,17 @@ pub async fn has_role(
     workspace: &str,
     slug: &str,
     role: &str,
-) -> Result<bool, Finding> {
+) -> Result<bool, Error> {
     let q = utf8_percent_encode(&format!("slug=\"{slug}\""), NON_ALPHANUMERIC).to_string();
     let path = format!("/repositories/{}?role={role}&q={q}", enc(workspace));
     let r = api.get(&path).await?;
     if r.status.as_u16() != 200 {
-        return Err(Finding::new(
-            Cause::UnexpectedResponse,
-            format!(
-                "GET {}{path} answered {}: {}",
-                api.base_path,
-                r.status,
-                error_message(&r)
-            ),
-        ));
+        return Err(Error::Unexpected(format!(
+            "GET {}{path} answered {}: {}",
+            api.base_path,
+            r.status,
+            error_message(&r)
+        )));
     }
     let body = r.json().unwrap_or_default();
     Ok(body

@@ -1,11 +1,10 @@
 //! Bitbucket Server and Data Center (REST under /rest). Sources: docs/design/bitbucket-api.md;
 //! confluence.atlassian.com/bitbucketserver HTTP access tokens; Atlassian's DC 9.2 OpenAPI.
 
+use super::Error;
 use super::cloud::enc;
 use super::{Api, error_message};
 use crate::api::DcPermission;
-use crate::catalogue::Cause;
-use crate::finding::Finding;
 use std::collections::BTreeSet;
 
 #[derive(Clone, Debug)]
@@ -36,7 +35,7 @@ pub const APPLICATION_PROPERTIES: &str = "/rest/api/latest/application-propertie
 /// `GET /rest/api/latest/application-properties`, authenticated: the version, and who Bitbucket
 /// took the credential for (X-AUSERNAME). A 401 here is about the credential itself, since the
 /// resource needs no permission; elsewhere a 401 can also mean a missing permission.
-pub async fn whoami(api: &mut Api<'_>) -> Result<WhoAmI, Finding> {
+pub async fn whoami(api: &mut Api<'_>) -> Result<WhoAmI, Error> {
     let r = api.get(APPLICATION_PROPERTIES).await?;
     let denied_reason = r
         .header("x-authentication-denied-reason")
@@ -74,14 +73,11 @@ pub async fn whoami(api: &mut Api<'_>) -> Result<WhoAmI, Finding> {
             message: error_message(&r),
         },
         s => {
-            return Err(Finding::new(
-                Cause::UnexpectedResponse,
-                format!(
-                    "GET {}{APPLICATION_PROPERTIES} answered {s}: {}",
-                    api.base_path,
-                    error_message(&r)
-                ),
-            ));
+            return Err(Error::Unexpected(format!(
+                "GET {}{APPLICATION_PROPERTIES} answered {s}: {}",
+                api.base_path,
+                error_message(&r)
+            )));
         }
     })
 }
@@ -125,7 +121,7 @@ pub async fn token_metadata(
     api: &mut Api<'_>,
     user: &str,
     token_id: Option<&str>,
-) -> Result<Option<TokenMeta>, Finding> {
+) -> Result<Option<TokenMeta>, Error> {
     let path = match token_id {
         Some(id) => format!("/rest/access-tokens/latest/users/{}/{}", enc(user), enc(id)),
         None => format!("/rest/access-tokens/latest/users/{}?limit=2", enc(user)),
@@ -146,7 +142,7 @@ pub async fn token_metadata(
 
 /// Whether the credential holds `perm` anywhere: `GET /rest/api/latest/repos?permission=REPO_X`
 /// (Renovate's probe) or `/projects?permission=PROJECT_X`, read-only and needing no admin.
-pub async fn holds_anywhere(api: &mut Api<'_>, perm: DcPermission) -> Result<bool, Finding> {
+pub async fn holds_anywhere(api: &mut Api<'_>, perm: DcPermission) -> Result<bool, Error> {
     let collection = match perm {
         DcPermission::ProjectRead | DcPermission::ProjectWrite | DcPermission::ProjectAdmin => {
             "projects"
@@ -166,7 +162,7 @@ fn paged_nonempty(
     path: &str,
     r: &crate::transport::http::Response,
     pred: impl Fn(&serde_json::Value) -> bool,
-) -> Result<bool, Finding> {
+) -> Result<bool, Error> {
     match r.status.as_u16() {
         200 => {
             let found = r
@@ -180,26 +176,20 @@ fn paged_nonempty(
             if !found && r.header("x-ausername").is_none_or(str::is_empty) {
                 // Served as anonymous: an empty list then proves nothing about the permission
                 // (tests/real-answers: dc-200-anonymous-repos-empty).
-                return Err(Finding::new(
-                    Cause::UnexpectedResponse,
-                    format!(
-                        "GET {}{path} answered an empty list as anonymous (no X-AUSERNAME), which is no proof of a missing permission; the token was not applied to this request",
-                        api.base_path
-                    ),
-                ));
+                return Err(Error::Unexpected(format!(
+                    "GET {}{path} answered an empty list as anonymous (no X-AUSERNAME), which is no proof of a missing permission; the token was not applied to this request",
+                    api.base_path
+                )));
             }
             Ok(found)
         }
         // A missing permission is a 401 in Data Center (AuthorisationException).
         401 | 403 => Ok(false),
-        s => Err(Finding::new(
-            Cause::UnexpectedResponse,
-            format!(
-                "GET {}{path} answered {s}: {}",
-                api.base_path,
-                error_message(r)
-            ),
-        )),
+        s => Err(Error::Unexpected(format!(
+            "GET {}{path} answered {s}: {}",
+            api.base_path,
+            error_message(r)
+        ))),
     }
 }
 
@@ -213,11 +203,7 @@ pub enum RepoAnswer {
     NotFound(String),
 }
 
-pub async fn repository(
-    api: &mut Api<'_>,
-    project: &str,
-    slug: &str,
-) -> Result<RepoAnswer, Finding> {
+pub async fn repository(api: &mut Api<'_>, project: &str, slug: &str) -> Result<RepoAnswer, Error> {
     let path = format!(
         "/rest/api/latest/projects/{}/repos/{}",
         enc(project),
@@ -237,14 +223,11 @@ pub async fn repository(
         }
         // Bitbucket hides repositories the user cannot see behind 404 (or 401 for no permission).
         404 | 401 => Ok(RepoAnswer::NotFound(error_message(&r))),
-        s => Err(Finding::new(
-            Cause::UnexpectedResponse,
-            format!(
-                "GET {}{path} answered {s}: {}",
-                api.base_path,
-                error_message(&r)
-            ),
-        )),
+        s => Err(Error::Unexpected(format!(
+            "GET {}{path} answered {s}: {}",
+            api.base_path,
+            error_message(&r)
+        ))),
     }
 }
 
@@ -255,7 +238,7 @@ pub async fn repo_permission(
     name: &str,
     slug: &str,
     perm: DcPermission,
-) -> Result<bool, Finding> {
+) -> Result<bool, Error> {
     let path = format!(
         "/rest/api/latest/repos?projectkey={}&name={}&permission={}&limit=100",
         enc(project),

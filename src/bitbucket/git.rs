@@ -8,8 +8,8 @@
 //! `# service=git-<service>\n`, a flush-pkt `0000`, then one pkt-line per ref
 //! (`<40 hex> <refname>`, the first followed by NUL and the capabilities), and a flush-pkt.
 
+use super::Error;
 use super::{Api, error_message};
-use crate::finding::Finding;
 use crate::scrub::excerpt;
 
 /// The most of a server's text a verdict quotes: a pkt-line can be 64 KiB.
@@ -64,7 +64,7 @@ pub async fn advertisement(
     api: &mut Api<'_>,
     repo_path: &str,
     service: Service,
-) -> Result<Answer, Finding> {
+) -> Result<Answer, Error> {
     let path = format!(
         "{}/info/refs?service={}",
         repo_path.trim_end_matches('/'),

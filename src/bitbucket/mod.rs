@@ -7,8 +7,6 @@ pub mod git;
 pub mod oauth;
 
 use crate::api::DcPermission;
-use crate::catalogue::Cause;
-use crate::finding::Finding;
 use crate::transport::http::{HttpError, Response, Session};
 use http::{HeaderValue, Method, StatusCode};
 use std::collections::BTreeSet;
@@ -94,7 +92,7 @@ impl<'a> Api<'a> {
         }
     }
 
-    pub async fn get(&mut self, path: &str) -> Result<Response, Finding> {
+    pub async fn get(&mut self, path: &str) -> Result<Response, Error> {
         let full = format!("{}{}", self.base_path, path);
         self.request(Method::GET, full, None).await
     }
@@ -105,7 +103,7 @@ impl<'a> Api<'a> {
         path: &str,
         form: String,
         auth: Option<HeaderValue>,
-    ) -> Result<Response, Finding> {
+    ) -> Result<Response, Error> {
         let saved = std::mem::replace(&mut self.authorization, auth);
         let r = self
             .request(Method::POST, path.to_string(), Some(form))
@@ -122,7 +120,7 @@ impl<'a> Api<'a> {
         method: Method,
         mut path: String,
         form: Option<String>,
-    ) -> Result<Response, Finding> {
+    ) -> Result<Response, Error> {
         for _ in 0..=MAX_REDIRECTS {
             let r = self
                 .session
@@ -133,7 +131,7 @@ impl<'a> Api<'a> {
                     form.clone(),
                 )
                 .await
-                .map_err(|e| transport_finding(&e, &path))?;
+                .map_err(|e| transport_error(&e, &path))?;
             self.statuses.push(r.status.as_u16());
             if let Some(rl) = RateLimit::from_response(&r) {
                 self.rate_limits.retain(|x| x.resource != rl.resource);
@@ -144,13 +142,10 @@ impl<'a> Api<'a> {
                 if is_login_page(&location) {
                     // Data Center sends a token outside /rest and /scm to its login page: the
                     // base URL's path is wrong (tests/real-answers: dc-302-token-on-non-rest-path).
-                    return Err(Finding::new(
-                        Cause::NotBitbucketApi,
-                        format!(
-                            "{method} {path} was redirected to the login page ({}): Bitbucket accepts tokens only under its REST path, so spec.url's path is not the server's context path",
-                            excerpt(&location, 80)
-                        ),
-                    ));
+                    return Err(Error::LoginPage(format!(
+                        "{method} {path} was redirected to the login page ({}): Bitbucket accepts tokens only under its REST path, so spec.url's path is not the server's context path",
+                        excerpt(&location, 80)
+                    )));
                 }
                 match same_origin_path(self.session.authority(), &location) {
                     Some(p) if method == Method::GET => {
@@ -158,55 +153,76 @@ impl<'a> Api<'a> {
                         continue;
                     }
                     _ => {
-                        return Err(Finding::new(
-                            Cause::UnexpectedRedirect,
-                            format!(
-                                "{method} {path} was answered {} with Location {location:?}; bbconn does not follow it with credentials",
-                                r.status
-                            ),
-                        ));
+                        return Err(Error::Redirect(format!(
+                            "{method} {path} was answered {} with Location {location:?}; bbconn does not follow it with credentials",
+                            r.status
+                        )));
                     }
                 }
             }
             if r.status == StatusCode::TOO_MANY_REQUESTS {
                 let retry_after = r.header("retry-after").and_then(parse_retry_after);
-                let mut f = Finding::new(
-                    Cause::RateLimited,
-                    format!(
-                        "Bitbucket answered 429 Too Many Requests to {method} {path} ({})",
-                        match retry_after {
-                            Some(d) => format!("Retry-After {}s", d.as_secs()),
-                            None => "no Retry-After: bbconn backs off on its own".to_string(),
-                        }
-                    ),
+                let message = format!(
+                    "Bitbucket answered 429 Too Many Requests to {method} {path} ({})",
+                    match retry_after {
+                        Some(d) => format!("Retry-After {}s", d.as_secs()),
+                        None => "no Retry-After: bbconn backs off on its own".to_string(),
+                    }
                 );
                 // Cloud's 429s carry no Retry-After (tests/real-answers: cloud-429-*): wait a
                 // minute at least, so a credential's rolling-hour budget is never spent on retries.
-                f.retry_after = Some(retry_after.unwrap_or(RATE_LIMIT_FLOOR));
-                return Err(f);
+                return Err(Error::RateLimited {
+                    message,
+                    retry_after: retry_after.unwrap_or(RATE_LIMIT_FLOOR),
+                });
             }
             if r.status.is_server_error() {
-                return Err(Finding::new(
-                    Cause::ServerError,
-                    format!("Bitbucket answered {} to {method} {path}", r.status),
-                ));
+                return Err(Error::ServerFailed(format!(
+                    "Bitbucket answered {} to {method} {path}",
+                    r.status
+                )));
             }
             return Ok(r);
         }
-        Err(Finding::new(
-            Cause::UnexpectedRedirect,
-            format!("{method} {path}: more than {MAX_REDIRECTS} redirects"),
-        ))
+        Err(Error::Redirect(format!(
+            "{method} {path}: more than {MAX_REDIRECTS} redirects"
+        )))
     }
 }
 
-fn transport_finding(e: &HttpError, path: &str) -> Finding {
+/// What went wrong with a request, as Bitbucket or the connection showed it. Each variant holds
+/// the message; the cause is the checks' to decide (`checks/answers.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Redirected to the login page: not the REST API's path.
+    #[error("{0}")]
+    LoginPage(String),
+    /// Redirected off this origin (or too often): the credential is not sent after it.
+    #[error("{0}")]
+    Redirect(String),
+    /// 429, with when to try again.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: Duration,
+    },
+    /// 5xx, or the connection failed.
+    #[error("{0}")]
+    ServerFailed(String),
+    /// No answer in time.
+    #[error("{0}")]
+    TimedOut(String),
+    /// An answer that is not what Bitbucket's API gives (status, content, size).
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+fn transport_error(e: &HttpError, path: &str) -> Error {
+    let message = format!("{path}: {e}");
     match e {
-        HttpError::Timeout(_) => Finding::new(Cause::ConnectionTimedOut, format!("{path}: {e}")),
-        HttpError::BodyTooLarge(_) => {
-            Finding::new(Cause::UnexpectedResponse, format!("{path}: {e}"))
-        }
-        HttpError::Connection(_) => Finding::new(Cause::ServerError, format!("{path}: {e}")),
+        HttpError::Timeout(_) => Error::TimedOut(message),
+        HttpError::BodyTooLarge(_) => Error::Unexpected(message),
+        HttpError::Connection(_) => Error::ServerFailed(message),
     }
 }
 

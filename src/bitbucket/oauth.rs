@@ -2,9 +2,8 @@
 //! Error codes per RFC 6749 section 5.2.
 
 use super::Api;
-use crate::catalogue::Cause;
+use super::Error;
 use crate::credential::{SecretString, basic};
-use crate::finding::Finding;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use std::collections::BTreeSet;
 
@@ -36,7 +35,7 @@ async fn exchange(
     body: String,
     client_id: &SecretString,
     secret: &SecretString,
-) -> Result<TokenAnswer, Finding> {
+) -> Result<TokenAnswer, Error> {
     let r = api
         .post_form(path, body, Some(basic(client_id.expose(), secret.expose())))
         .await?;
@@ -48,10 +47,10 @@ async fn exchange(
                 .map(str::to_string)
         });
         let Some(token) = token else {
-            return Err(Finding::new(
-                Cause::UnexpectedResponse,
-                format!("POST {path} answered {} without an access_token", r.status),
-            ));
+            return Err(Error::Unexpected(format!(
+                "POST {path} answered {} without an access_token",
+                r.status
+            )));
         };
         let scopes = json
             .as_ref()
@@ -89,7 +88,7 @@ pub async fn client_credentials(
     path: &str,
     client_id: &SecretString,
     secret: &SecretString,
-) -> Result<TokenAnswer, Finding> {
+) -> Result<TokenAnswer, Error> {
     exchange(
         api,
         path,
@@ -110,7 +109,7 @@ pub async fn probe_code_exchange(
     client_id: &SecretString,
     secret: &SecretString,
     redirect_url: &SecretString,
-) -> Result<TokenAnswer, Finding> {
+) -> Result<TokenAnswer, Error> {
     let body = form(&[
         ("grant_type", "authorization_code"),
         ("code", PROBE_CODE),

@@ -1,12 +1,12 @@
 //! Authenticated: Bitbucket accepts the credential. Decided from the identity probe's answer
 //! (Cloud `GET /2.0/user`, Data Center `application-properties`) or the token endpoint's.
 
-use super::Finding;
+use super::{CheckResult, Finding};
 use crate::api::AuthMethod;
 use crate::bitbucket::cloud::UserAnswer;
 use crate::bitbucket::datacenter::{APPLICATION_PROPERTIES, WhoAmI};
 use crate::bitbucket::oauth::TokenAnswer;
-use crate::catalogue::Cause;
+use crate::catalogue::{Cause, Check};
 use std::time::Duration;
 
 /// App passwords are refused before anything is sent: Bitbucket Cloud removed them for good on
@@ -227,6 +227,33 @@ pub fn application_link(answer: &TokenAnswer) -> Result<(), Finding> {
             }
         }
     }
+}
+
+/// The HTTP session over the verified connection did not open: the server failed to answer.
+pub fn session_failure(e: &crate::transport::http::HttpError) -> Finding {
+    Finding::new(Cause::ServerError, e.to_string())
+}
+
+/// Method Basic: a warning that says what a user name and password gives away.
+/// `consumer_secret`: the credential is a consumer's own Secret (spec.auth.secretRef.format).
+pub fn basic_discouraged(consumer_secret: bool) -> Finding {
+    Finding::new(
+        Cause::BasicAuthDiscouraged,
+        if consumer_secret {
+            "the consumer's Secret holds a user name and password, sent as Basic: if the password is the user's, this integration can do everything the user can, so use an HTTP access token; if it is a personal HTTP access token, set spec.auth.method: AccessToken so bbconn reads its permissions and expiry"
+        } else {
+            "a user name and password gives this integration everything the user can do; use an HTTP access token"
+        },
+    )
+}
+
+/// Authenticated as it passed, naming who the credential is.
+pub fn accepted(who: &str, warnings: Vec<Finding>) -> CheckResult {
+    CheckResult::passed(
+        Check::Authenticated,
+        format!("Bitbucket accepts the credential ({who})"),
+    )
+    .with_warnings(warnings)
 }
 
 /// The token's own expiry: past is TokenExpired, within the window a warning.

@@ -369,6 +369,19 @@ fn consumer(
     })
 }
 
+/// A method inferred from a consumer's Secret must be one the spec's profiles name (their
+/// consumers use only those); an explicit spec.auth.method was judged with the profiles.
+pub fn inferred_method_allowed(
+    spec: &BitbucketConnectionSpec,
+    resolved: &Resolved,
+) -> Result<(), Finding> {
+    if !resolved.inferred {
+        return Ok(());
+    }
+    crate::profiles::method_allowed(spec, resolved.method)
+        .map_err(|m| Finding::new(Cause::InvalidSpec, m))
+}
+
 /// The expiry the Secret declares in its bbconn.dev/expires-at annotation (RFC 3339), for
 /// credentials whose expiry Bitbucket does not reveal. A value that is not a timestamp is
 /// CredentialMalformed, naming the annotation.

@@ -260,6 +260,25 @@ pub fn check(
     .with_warnings(warnings)
 }
 
+/// A clone origin other than the API's could not be reached: the network, reachability or TLS
+/// failure there is GitAccess's, naming the origin.
+pub fn clone_origin_failed(origin: &url::Url, mut f: Finding) -> Finding {
+    f.message = format!(
+        "clone URL origin {}: {}",
+        origin.origin().ascii_serialization(),
+        f.message
+    );
+    f
+}
+
+/// A clone origin that could not be reached for no reason given.
+pub fn clone_origin_unreachable(origin: &url::Url) -> Finding {
+    Finding::new(
+        Cause::ServerError,
+        format!("the clone URL origin {origin} could not be reached"),
+    )
+}
+
 pub fn nothing_required() -> CheckResult {
     let mut r = CheckResult::passed(
         Check::GitAccess,

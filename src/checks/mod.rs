@@ -1,6 +1,7 @@
 //! The checks, one module each, in the order they run. Each decides its verdict from what the
 //! engine observed; none does I/O of its own.
 
+pub mod answers;
 pub mod authenticated;
 pub mod credentials;
 pub mod git_access;
@@ -8,6 +9,7 @@ pub mod network_path;
 pub mod reachable;
 pub mod repositories;
 pub mod scopes;
+pub mod spec;
 pub mod tls;
 
 use crate::catalogue::Check;

@@ -3,9 +3,10 @@
 //! with an egress proxy is reached through it; its addresses, where they resolve here, are still
 //! judged (the proxy's own address is judged when it is connected to).
 
-use super::Finding;
+use super::{CheckResult, Finding};
 use crate::api::Exposure;
-use crate::catalogue::Cause;
+use crate::catalogue::{Cause, Check};
+use crate::transport::ProxyError;
 use crate::transport::address::{AddressClass, AddressPolicy};
 use std::net::SocketAddr;
 
@@ -96,6 +97,81 @@ pub fn check(
             ))),
         },
     }
+}
+
+/// spec.network.privateEndpoint.proxyUrl, parsed: a private endpoint that is not a URL cannot
+/// be reached.
+pub fn private_endpoint(
+    spec: &crate::api::BitbucketConnectionSpec,
+) -> Result<Option<url::Url>, Finding> {
+    match spec.proxy_url().map(url::Url::parse) {
+        Some(Ok(u)) => Ok(Some(u)),
+        Some(Err(e)) => Err(Finding::new(
+            Cause::PrivateEndpointUnreachable,
+            format!("spec.network.privateEndpoint.proxyUrl is not a URL: {e}"),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// spec.network.egressProxy.proxyUrl, parsed: an egress proxy that is not a URL cannot be reached.
+pub fn egress_proxy_url(raw: &str) -> Result<url::Url, Finding> {
+    url::Url::parse(raw).map_err(|err| {
+        Finding::new(
+            Cause::EgressProxyUnreachable,
+            format!("spec.network.egressProxy.proxyUrl is not a URL: {err}"),
+        )
+    })
+}
+
+/// The path as it passed: where the host resolves, or which proxy reaches it.
+pub fn passed(host: &str, route: &Route) -> CheckResult {
+    let message = match route {
+        Route::Direct(a) => format!(
+            "{host} resolves to {}",
+            a.iter()
+                .map(|a| a.ip().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Route::Proxy(p) => format!(
+            "{host} is reached through the private endpoint {}",
+            crate::transport::shown(p)
+        ),
+        Route::Egress(p) => format!(
+            "{host} is reached through the egress proxy {}",
+            crate::transport::shown(p)
+        ),
+    };
+    CheckResult::passed(Check::NetworkPathValid, message)
+}
+
+/// The private endpoint did not open the tunnel: it denied the destination, or did not answer.
+pub fn private_endpoint_failure(e: &ProxyError) -> Finding {
+    let cause = match e {
+        ProxyError::Denied { .. } => Cause::DestinationNotAllowed,
+        _ => Cause::PrivateEndpointUnreachable,
+    };
+    Finding::new(cause, e.to_string())
+}
+
+/// The egress proxy did not open the tunnel: it denied the destination, asked for (other)
+/// credentials (407), or did not answer. `sent_credentials`: bbconn sent Proxy-Authorization.
+pub fn egress_proxy_failure(e: &ProxyError, sent_credentials: bool) -> Finding {
+    let cause = match (e, e.status()) {
+        (ProxyError::Denied { .. }, _) => Cause::DestinationNotAllowed,
+        (_, Some(407)) => Cause::EgressProxyAuthRequired,
+        _ => Cause::EgressProxyUnreachable,
+    };
+    let mut message = e.to_string();
+    if cause == Cause::EgressProxyAuthRequired {
+        message.push_str(if sent_credentials {
+            " (it refused the credentials from spec.network.egressProxy.secretRef)"
+        } else {
+            " (no proxy credentials are configured)"
+        });
+    }
+    Finding::new(cause, message)
 }
 
 /// Basic proxy credentials (username, password) from the Secret spec.network.egressProxy.secretRef

@@ -1,7 +1,7 @@
 //! Reachable: https, an allowed port, a name that resolves, a TCP connection that opens.
 
-use super::Finding;
-use crate::catalogue::Cause;
+use super::{CheckResult, Finding};
+use crate::catalogue::{Cause, Check};
 use crate::transport::{ConnectError, ResolveError};
 
 /// The URL alone: scheme and port. Checked before any packet is sent, so a credential is never
@@ -28,6 +28,25 @@ pub fn check_url(url: &url::Url, allowed_ports: &[u16]) -> Result<u16, Finding> 
         ));
     }
     Ok(port)
+}
+
+/// The name did not resolve and no proxy resolves it instead (`None`: the resolver gave no
+/// reason).
+pub fn unresolved(host: &str, e: Option<&ResolveError>) -> Finding {
+    match e {
+        Some(e) => dns_failure(e),
+        None => Finding::new(
+            Cause::DnsResolutionFailed,
+            format!("{host} does not resolve"),
+        ),
+    }
+}
+
+pub fn passed(host: &str, port: u16) -> CheckResult {
+    CheckResult::passed(
+        Check::Reachable,
+        format!("{host}:{port} accepts connections"),
+    )
 }
 
 pub fn dns_failure(e: &ResolveError) -> Finding {

@@ -14,6 +14,28 @@ pub enum Observed {
     ScopeMissing(String),
 }
 
+/// Repositories are listed, but the method has no token to read them with (an application link
+/// before a person grants access).
+pub fn unverifiable() -> CheckResult {
+    CheckResult::failed(
+        Check::RepositoryAccess,
+        Finding::new(
+            Cause::RepositoriesUnverifiable,
+            "an application link has no token until a person grants access, so repository access cannot be read",
+        ),
+    )
+}
+
+/// A listed repository's owner and slug, from OWNER/slug.
+pub fn owner_and_slug(name: &str) -> Result<(&str, &str), Finding> {
+    name.split_once('/').ok_or_else(|| {
+        Finding::new(
+            Cause::InvalidSpec,
+            format!("repository {name:?} is not OWNER/slug"),
+        )
+    })
+}
+
 pub fn check(results: &[(String, Access, Observed)]) -> CheckResult {
     let check = Check::RepositoryAccess;
     if results.is_empty() {

@@ -1,10 +1,12 @@
 //! TLSVerified: the chain ends at a trusted root, names the host, is within its validity window,
 //! and matches the pin. Reports the leaf even when it is rejected.
 
-use super::{CheckResult, Finding};
-use crate::api::CertificateInfo;
+use super::{CheckResult, Finding, Lookup};
+use crate::api::{CaBundleKind, CertificateInfo};
 use crate::catalogue::{Cause, Check};
-use crate::transport::tls::{LeafInfo, Rejection, leaf_info, pin_matches};
+use crate::transport::tls::{
+    HandshakeError, LeafInfo, Rejection, Trust, leaf_info, parse_pem_certs, pin_matches,
+};
 use rustls::pki_types::CertificateDer;
 use std::time::Duration;
 
@@ -17,6 +19,79 @@ pub struct Inputs<'a> {
     pub pin: Option<&'a str>,
     pub now: jiff::Timestamp,
     pub warn_within: Duration,
+}
+
+/// The CA bundle's bytes from the lookup of spec.tls.caBundleRef (empty: none is named).
+pub fn ca_bundle(
+    spec: &crate::api::BitbucketConnectionSpec,
+    namespace: &str,
+    lookup: Option<&Lookup>,
+) -> Result<Vec<u8>, Finding> {
+    let Some(r) = spec.tls.as_ref().and_then(|tls| tls.ca_bundle_ref.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let key = r.key.clone().unwrap_or_else(|| "ca.crt".into());
+    let what = format!(
+        "{} {}/{}",
+        match r.kind {
+            CaBundleKind::ConfigMap => "ConfigMap",
+            CaBundleKind::Secret => "Secret",
+        },
+        namespace,
+        r.name
+    );
+    match lookup {
+        Some(Lookup::Found(data, _)) => data.get(&key).cloned().ok_or_else(|| {
+            Finding::new(
+                Cause::CaBundleNotFound,
+                format!("{what} has no key {key:?}"),
+            )
+        }),
+        Some(Lookup::Forbidden(d)) => Err(Finding::new(
+            Cause::CaBundleNotFound,
+            format!("bbconn may not read {what}: {d}"),
+        )),
+        Some(Lookup::Failed(d)) => Err(Finding::new(
+            Cause::ServerError,
+            format!("reading {what} failed: {d}"),
+        )),
+        Some(Lookup::NotFound) | None => Err(Finding::new(
+            Cause::CaBundleNotFound,
+            format!("{what} does not exist"),
+        )),
+    }
+}
+
+/// The roots a server's chain must end at: the bundle's certificates, and the public roots
+/// where allowed (alone when the bundle is empty).
+pub fn trust_store(bundle: &[u8], public_roots: bool) -> Result<Trust, Finding> {
+    let certs = if bundle.is_empty() {
+        Vec::new()
+    } else {
+        parse_pem_certs(bundle).map_err(|e| Finding::new(Cause::CaBundleInvalid, e.to_string()))?
+    };
+    if certs.is_empty() && public_roots {
+        Trust::public()
+    } else {
+        Trust::new(&certs, public_roots)
+    }
+    .map_err(|e| Finding::new(Cause::CaBundleInvalid, e.to_string()))
+}
+
+/// A handshake that ended without a verdict on the certificate: no answer in time, or a TLS
+/// error (the server speaks something else).
+pub fn handshake_failure(host: &str, e: &HandshakeError) -> Option<Finding> {
+    match e {
+        HandshakeError::TimedOut => Some(Finding::new(
+            Cause::ConnectionTimedOut,
+            format!("the TLS handshake with {host} timed out"),
+        )),
+        HandshakeError::Failed(d) => Some(Finding::new(
+            Cause::UnexpectedResponse,
+            format!("the TLS handshake with {host} failed: {d}"),
+        )),
+        HandshakeError::Rejected(_) => None,
+    }
 }
 
 pub fn certificate_info(leaf: &LeafInfo) -> CertificateInfo {

@@ -1,32 +1,31 @@
-//! The GitAccess step: for every listed repository, the clone URL from Bitbucket's own
+//! Step 8, GitAccess: for every listed repository, the clone URL from Bitbucket's own
 //! repository answer, then the advertisements git asks for first, with the credential in the
-//! form git needs. The verdict is `checks::git_access`'s; this is the I/O.
+//! form git needs. Decided by `checks/git_access.rs`; this is the I/O.
 
-use super::{Env, Origin, ProbeInput, Progress, Report, Stop, collect, open, origin};
+use super::repositories::Clones;
+use super::{Run, Step, settle};
 use crate::api::{GitAccessLevel, GitInfo, GitRepository};
 use crate::bitbucket::git::{Answer, Service, advertisement};
 use crate::bitbucket::{Api, Identity};
 use crate::catalogue::Check;
 use crate::checks::git_access::{self, Form, Inputs, Probe, Scheme, Sends};
+use crate::checks::spec::{Origin, origin};
 use crate::checks::{CheckResult, Finding, Verdict};
 use crate::credential::{Credential, GitCredential, basic, bearer};
+use crate::engine::share::ProbeInput;
 use crate::transport::http::Session;
-use std::collections::BTreeMap;
 
-/// Runs GitAccess and records its verdict; `report.git` gets the clone URLs and the form.
-pub(super) async fn step(
-    env: &Env,
-    t: &ProbeInput,
+/// GitAccess's verdict; `found.git` gets the clone URLs and the form.
+pub(super) async fn check(
+    run: &mut Run<'_>,
     api_session: &mut Session,
     identity: &Identity,
-    clones: &BTreeMap<String, Option<String>>,
-    p: &mut Progress,
-    report: &mut Report,
-) {
+    clones: &Clones,
+) -> Step<()> {
+    let (env, t) = (run.env, run.input);
     let spec = &t.spec;
     if t.req.repositories.is_empty() {
-        p.record(git_access::nothing_required());
-        return;
+        return settle(git_access::nothing_required());
     }
     let clone_user = clones
         .values()
@@ -62,8 +61,7 @@ pub(super) async fn step(
         None => git_secret(&t.credential, identity),
     };
     let (Some(form), Some(secret)) = (form, secret) else {
-        p.record(git_access::unverifiable(t.method));
-        return;
+        return settle(git_access::unverifiable(t.method));
     };
     let header = match (&form.scheme, &form.username) {
         (Scheme::Basic, Some(u)) => basic(u, &secret),
@@ -79,18 +77,17 @@ pub(super) async fn step(
         && let Some((refused, since)) = env.withheld.get(&git_key)
     {
         let repositories = targets.iter().map(GitTarget::info).collect();
-        report.git = Some(GitInfo {
+        run.found.git = Some(GitInfo {
             access,
             scheme: form.scheme.as_str().to_string(),
             username: form.needed_username.clone(),
             configure: form.configure.clone(),
             repositories,
         });
-        p.record(CheckResult::failed(
+        return Err(CheckResult::failed(
             Check::GitAccess,
             crate::withhold::notice(&refused, since),
         ));
-        return;
     }
     let mut warnings = Vec::new();
     let mut probes = Vec::new();
@@ -116,7 +113,7 @@ pub(super) async fn step(
                 break;
             }
         };
-        let session = if same_origin(&o, api_origin) {
+        let session = if o.same(api_origin) {
             &mut *api_session
         } else {
             let key = format!(
@@ -127,7 +124,7 @@ pub(super) async fn step(
             );
             let i = match others.iter().position(|(k, _)| *k == key) {
                 Some(i) => i,
-                None => match open_other(env, t, &o, report).await {
+                None => match open_other(run, &o).await {
                     Ok(s) => {
                         others.push((key, s));
                         others.len() - 1
@@ -143,7 +140,7 @@ pub(super) async fn step(
         let repo_path = o.url.path().to_string();
         let mut api = Api::new(session, "", Some(header.clone()));
         let probe = probe_repo(&mut api, name, checked, &repo_path, access, &form).await;
-        collect(report, &api);
+        run.found.collect(&api);
         match probe {
             Ok((probe, stop)) => {
                 probes.push(probe);
@@ -158,7 +155,7 @@ pub(super) async fn step(
             }
         }
     }
-    report.git = Some(GitInfo {
+    run.found.git = Some(GitInfo {
         access,
         scheme: form.scheme.as_str().to_string(),
         username: form.needed_username.clone(),
@@ -179,7 +176,7 @@ pub(super) async fn step(
         Some(_) => {}
         None => env.withheld.release(&git_key),
     }
-    p.record(result);
+    settle(result)
 }
 
 /// A listed repository: the clone URL Bitbucket advertised for it, and the one git is checked at.
@@ -190,7 +187,7 @@ struct GitTarget<'a> {
 }
 
 impl<'a> GitTarget<'a> {
-    fn all(t: &'a ProbeInput, clones: &BTreeMap<String, Option<String>>) -> Vec<GitTarget<'a>> {
+    fn all(t: &'a ProbeInput, clones: &Clones) -> Vec<GitTarget<'a>> {
         t.req
             .repositories
             .iter()
@@ -277,53 +274,22 @@ fn git_secret(c: &Credential, identity: &Identity) -> Option<String> {
     }
 }
 
-fn same_origin(a: &Origin, b: &Origin) -> bool {
-    a.url.scheme() == b.url.scheme()
-        && a.host.eq_ignore_ascii_case(&b.host)
-        && a.url.port_or_known_default() == b.url.port_or_known_default()
-}
-
 /// A connection to a clone origin other than the API's (Cloud: bitbucket.org beside
-/// api.bitbucket.org), through the same network, reachability and TLS checks; a failure there is
+/// api.bitbucket.org), through the same network, reachability and TLS steps; a failure there is
 /// GitAccess's, naming the clone origin.
-async fn open_other(
-    env: &Env,
-    t: &ProbeInput,
-    o: &Origin,
-    report: &mut Report,
-) -> Result<Session, CheckResult> {
-    let allowed = t
+async fn open_other(run: &mut Run<'_>, o: &Origin) -> Result<Session, CheckResult> {
+    let allowed = run
+        .input
         .req
         .ports
         .clone()
-        .unwrap_or_else(|| t.spec.allowed_ports());
-    let mut sink = crate::api::ServerInfo::default();
-    let mut sub = Progress::new();
-    match open(env, t, o, &allowed, &mut sub, &mut sink, report).await {
-        Ok((s, _)) => Ok(s),
-        Err(Stop) => {
-            let f = sub
-                .results
-                .into_iter()
-                .find_map(|r| match r.verdict {
-                    Verdict::Failed(f) => Some(f),
-                    _ => None,
-                })
-                .map(|mut f| {
-                    f.message = format!(
-                        "clone URL origin {}: {}",
-                        o.url.origin().ascii_serialization(),
-                        f.message
-                    );
-                    f
-                })
-                .unwrap_or_else(|| {
-                    Finding::new(
-                        crate::catalogue::Cause::ServerError,
-                        format!("the clone URL origin {} could not be reached", o.url),
-                    )
-                });
-            Err(CheckResult::failed(Check::GitAccess, f))
-        }
-    }
+        .unwrap_or_else(|| run.input.spec.allowed_ports());
+    super::open(run, o, allowed).await.map_err(|failed| {
+        let f = match failed.verdict {
+            Verdict::Failed(f) => git_access::clone_origin_failed(&o.url, f),
+            // open() stops only at a failure, so this is not met.
+            _ => git_access::clone_origin_unreachable(&o.url),
+        };
+        CheckResult::failed(Check::GitAccess, f)
+    })
 }
