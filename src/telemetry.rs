@@ -327,6 +327,9 @@ fn parse_ts(s: &str) -> Option<i64> {
     s.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
+/// When something of a connection expires (Unix seconds), if it is known.
+type Expiry = fn(&BitbucketConnection) -> Option<i64>;
+
 fn token_expiry(o: &BitbucketConnection) -> Option<i64> {
     o.status
         .as_ref()?
@@ -412,7 +415,7 @@ impl Collector for ConnectionCollector {
                 }
             }
             ConnectionFamily::TokenExpiry | ConnectionFamily::CertificateExpiry => {
-                let (metric, help, get): (&str, &str, fn(&BitbucketConnection) -> Option<i64>) = if matches!(
+                let (metric, help, get): (&str, &str, Expiry) = if matches!(
                     self.family,
                     ConnectionFamily::TokenExpiry
                 ) {

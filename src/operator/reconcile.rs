@@ -681,7 +681,7 @@ mod tests {
         let v = f.check(&report(None), "2026-12-03T11:00:00Z", false);
         let event = v.event.as_ref().expect("a Normal event on recovery");
         assert_eq!(
-            (event.type_.clone(), event.reason.as_str()),
+            (event.type_, event.reason.as_str()),
             (EventType::Normal, "Ready")
         );
         assert_eq!((v.result, v.failures), ("ready", 0));
