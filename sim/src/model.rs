@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use crate::SimError;
+use crate::error::SimError;
 use crate::fixture::{CloudTokenKind, DcTokenKind, FaultKind, Fixture, ListenerKind};
 
 pub(crate) fn validate(f: &Fixture) -> Result<(), SimError> {

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use crate::RecordedRequest;
+use crate::state::RecordedRequest;
 use crate::state::Shared;
 
 const MAX_HEAD: usize = 16 * 1024;

@@ -16,11 +16,13 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
+use crate::error::SimError;
 use crate::fixture::{Fault, FaultKind, Fixture, Flavor, ListenerKind};
 use crate::http::{Req, Resp};
 use crate::pki::{CertMode, Pki};
+use crate::state::RecordedRequest;
 use crate::state::{ListenerRt, RATE_LIMITED_BODY, Shared};
-use crate::{RecordedRequest, Running, SimError, cloud, dc, http as h, model, proxy};
+use crate::{cloud, dc, http as h, model, proxy};
 
 fn tls_acceptor(
     pki: &Pki,
@@ -48,7 +50,15 @@ fn normalise_base_path(p: &str) -> String {
     p.trim_end_matches('/').to_owned()
 }
 
-pub(crate) async fn start(fixture: Fixture, pki: &Pki) -> Result<Running, SimError> {
+/// The listeners' shared state, the shutdown switch and the accept loops: what a
+/// [`crate::Running`] holds.
+pub(crate) struct Started {
+    pub shared: Arc<Shared>,
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+pub(crate) async fn start(fixture: Fixture, pki: &Pki) -> Result<Started, SimError> {
     model::validate(&fixture)?;
     let mut bound = Vec::new();
     let mut listeners = Vec::new();
@@ -92,7 +102,7 @@ pub(crate) async fn start(fixture: Fixture, pki: &Pki) -> Result<Running, SimErr
     for l in &shared.listeners {
         debug!(listener = %l.name, addr = %l.addr, tls = l.tls, "listening");
     }
-    Ok(Running {
+    Ok(Started {
         shared,
         shutdown: tx,
         tasks,

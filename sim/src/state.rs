@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 
-use crate::RecordedRequest;
 use crate::fixture::{DataCenter, DcRateLimit, Fault, Fixture, ListenerKind};
 use crate::http::{self as h, Credential, parse_authorization};
 
@@ -283,4 +282,19 @@ impl DcState {
 
 pub(crate) fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
+}
+
+/// One HTTP request the simulator answered (CONNECT requests to a proxy listener included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The listener's name in the fixture.
+    pub listener: String,
+    pub method: String,
+    /// The path (for CONNECT: the `host:port` target).
+    pub path: String,
+    pub query: Option<String>,
+    /// The raw `Authorization` header (for CONNECT: `Proxy-Authorization`).
+    pub authorization: Option<String>,
+    /// The status answered; 0 when a `reset` fault closed the connection instead.
+    pub status: u16,
 }
