@@ -646,3 +646,55 @@ async fn each_connection_is_reconciled_by_exactly_one_shard() {
         "metrics say which shard"
     );
 }
+
+/// SIGTERM stops the operator even while the API server never answered (no leader election, so
+/// no Lease wait to break out of): within its 10 s grace, not by a SIGKILL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_operator_while_the_api_server_is_down() {
+    let dir = std::env::temp_dir().join(format!("bbconn-sigterm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A port that was free a moment ago: nothing answers there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"https://127.0.0.1:{port}\"}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let mut op = Operator::start(
+        &kubeconfig,
+        "down",
+        &dir,
+        &["--leader-election=false".to_string()],
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the operator serving /healthz",
+        || async {
+            op.get("/healthz")
+                .map(|_| ())
+                .ok_or_else(|| "not yet".to_string())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t = Instant::now();
+    let code = op.stop();
+    println!(
+        "SIGTERM with the API server down: exited after {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        code,
+        Some(0),
+        "still running 15 s after SIGTERM: {}",
+        op.logs()
+    );
+}

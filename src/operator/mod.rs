@@ -414,6 +414,9 @@ async fn elector(args: &RunArgs) -> Result<Elector, RunError> {
 
 type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
 
+/// How long SIGTERM waits for reconciles in flight (a pod's default grace is 30 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Campaign, run the controller while the Lease is held, step down when it is lost, and
 /// campaign again; release the Lease on shutdown.
 async fn lead(
@@ -458,11 +461,20 @@ async fn lead(
                 futures::future::pending::<()>().await;
             }
         };
+        // A graceful shutdown lets reconciles in flight finish, but kube's controller also waits
+        // for its cache to have listed once, which never happens while the API server is down:
+        // past the grace the process stops anyway.
+        let grace = async {
+            shutdown.clone().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+            tracing::warn!("reconciles still running after the shutdown grace; stopping");
+        };
         // On a lost Lease the controller is dropped, which cancels reconciles in flight; the
         // term has ended before, so none of them writes.
         let stepped_down = tokio::select! {
             _ = controller => false,
             _ = lost => true,
+            _ = grace => false,
         };
         metrics.leader.set(0);
         metrics.set_store(None);
