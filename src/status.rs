@@ -363,18 +363,7 @@ mod tests {
             Check::RepositoryAccess,
             Finding::new(Cause::RepositoryNotFound, "no such repository"),
         ));
-        let report = Report {
-            results,
-            invalid: None,
-            server: None,
-            certificate: None,
-            credential: None,
-            git: None,
-            requests: vec![],
-            rate_limits: vec![],
-            durations: vec![],
-            fresh_until: None,
-        };
+        let report = Report::of(results);
         assert_eq!(readiness(&report), Readiness::NotReady { stalled: true });
         let ready = conditions(&report)
             .into_iter()
@@ -422,23 +411,16 @@ mod tests {
     fn a_cached_status_keeps_transition_times_as_the_full_one_does() {
         use crate::catalogue::Check;
         use crate::checks::CheckResult;
-        let report = |msg: &str| Report {
-            results: Check::ALL
-                .iter()
-                .map(|c| match c {
-                    Check::CredentialsResolved => CheckResult::passed(*c, msg),
-                    _ => CheckResult::passed(*c, "ok"),
-                })
-                .collect(),
-            invalid: None,
-            server: None,
-            certificate: None,
-            credential: None,
-            git: None,
-            requests: vec![],
-            rate_limits: vec![],
-            durations: vec![],
-            fresh_until: None,
+        let report = |msg: &str| {
+            Report::of(
+                Check::ALL
+                    .iter()
+                    .map(|c| match c {
+                        Check::CredentialsResolved => CheckResult::passed(*c, msg),
+                        _ => CheckResult::passed(*c, "ok"),
+                    })
+                    .collect(),
+            )
         };
         let ltt = |s: &BitbucketConnectionStatus, t: &str| {
             s.conditions

@@ -69,16 +69,7 @@ impl Metrics {
     /// With `shard`, every series is labelled `shard="NAME"`, so several shards' metrics can be
     /// told apart and summed.
     pub fn for_shard(store: Option<Store<Guarded>>, shard: Option<&str>) -> Arc<Metrics> {
-        let mut registry = match shard {
-            Some(s) => Registry::with_labels(
-                [(
-                    std::borrow::Cow::Borrowed("shard"),
-                    std::borrow::Cow::Owned(s.to_string()),
-                )]
-                .into_iter(),
-            ),
-            None => Registry::default(),
-        };
+        let mut registry = registry(shard);
         let check_duration = Family::<CheckLabel, Histogram>::new_with_constructor(|| {
             Histogram::new([
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -256,6 +247,20 @@ impl Metrics {
     }
 }
 
+/// A registry whose every series says `shard="NAME"` when there is a shard.
+fn registry(shard: Option<&str>) -> Registry {
+    match shard {
+        Some(s) => Registry::with_labels(
+            [(
+                std::borrow::Cow::Borrowed("shard"),
+                std::borrow::Cow::Owned(s.to_string()),
+            )]
+            .into_iter(),
+        ),
+        None => Registry::default(),
+    }
+}
+
 /// Connections per piece of the exposition.
 const CHUNK: usize = 200;
 
@@ -267,16 +272,7 @@ fn encode_part(
     shard: Option<&str>,
     first: bool,
 ) -> String {
-    let mut registry = match shard {
-        Some(s) => Registry::with_labels(
-            [(
-                std::borrow::Cow::Borrowed("shard"),
-                std::borrow::Cow::Owned(s.to_string()),
-            )]
-            .into_iter(),
-        ),
-        None => Registry::default(),
-    };
+    let mut registry = registry(shard);
     registry.register_collector(Box::new(ConnectionCollector {
         family,
         objects: objects.to_vec(),

@@ -334,67 +334,40 @@ async fn consumer_secrets_are_checked_as_the_consumer_sends_them() {
 async fn the_crd_refuses_what_makes_no_sense_with_a_format() {
     let world = World::start().await;
     let data = &[("username", "alice"), ("password", DC_ALICE_TOKEN)];
-    for (extra, says) in [
+    let base = "  flavor: DataCenter\n  url: https://bitbucket.example.com";
+    let refused = [
         (
-            ", keys: {password: pass}",
+            format!(
+                "{base}\n  auth: {{secretRef: {{name: x-repo, format: Flux, keys: {{password: pass}}}}}}\n{CA}"
+            ),
             "secretRef.keys cannot be combined with secretRef.format",
         ),
         (
-            ", method: OAuthApplicationLink",
+            format!(
+                "{base}\n  auth: {{secretRef: {{name: x-repo, format: Flux}}, method: OAuthApplicationLink}}\n{CA}"
+            ),
             "spec.auth.secretRef.format reads a consumer's git credentials",
         ),
-    ] {
-        let spec = format!(
-            "  flavor: DataCenter\n  url: https://bitbucket.example.com\n  auth: {{secretRef: {{name: x-repo, format: Flux{}}}{}}}\n{CA}",
-            if extra.starts_with(", keys") {
-                extra
-            } else {
-                ""
-            },
-            if extra.starts_with(", keys") {
-                ""
-            } else {
-                extra
-            },
-        );
+        // git.username with a format, and no method without one.
+        (
+            format!("{}\n  git: {{username: alice}}", dc("x", "Flux", "")),
+            "spec.git.username cannot be combined",
+        ),
+        (
+            format!("{base}\n  auth: {{secretRef: {{name: x-repo}}}}\n{CA}"),
+            "spec.auth.method is required",
+        ),
+    ];
+    for (spec, says) in &refused {
         let m = format!(
             "{}{}",
             world.ca_configmap(NS),
-            consumer("x", "Flux", &spec, data)
+            consumer("x", "Flux", spec, data)
         );
         let out = world.check(&m).await;
-        assert_eq!(out.code, 2, "{extra}: {}{}", out.stdout, out.stderr);
-        assert!(out.stderr.contains(says), "{extra}: {}", out.stderr);
+        assert_eq!(out.code, 2, "{spec}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(says), "{spec}: {}", out.stderr);
     }
-    // git.username with a format, and no method without one.
-    let spec = format!("{}\n  git: {{username: alice}}", dc("x", "Flux", ""));
-    let m = format!(
-        "{}{}",
-        world.ca_configmap(NS),
-        consumer("x", "Flux", &spec, data)
-    );
-    let out = world.check(&m).await;
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("spec.git.username cannot be combined"),
-        "{}",
-        out.stderr
-    );
-    let spec = format!(
-        "  flavor: DataCenter\n  url: https://bitbucket.example.com\n  auth: {{secretRef: {{name: x-repo}}}}\n{CA}"
-    );
-    let m = format!(
-        "{}{}",
-        world.ca_configmap(NS),
-        consumer("x", "Flux", &spec, data)
-    );
-    let out = world.check(&m).await;
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("spec.auth.method is required"),
-        "{}",
-        out.stderr
-    );
     // A valid combination is not refused: an explicit method with a format.
     let spec = dc("x", "Flux", ", method: Basic");
     let m = format!(

@@ -71,6 +71,14 @@ impl Report {
     }
 
     /// The spec cannot be checked: every check is NotChecked, after itself.
+    /// A report of these verdicts alone, with nothing else found (what a decision needs).
+    pub fn of(results: Vec<CheckResult>) -> Report {
+        Report {
+            results,
+            ..Report::empty()
+        }
+    }
+
     pub(super) fn invalid(f: Finding) -> Report {
         let mut report = Report::empty();
         report.invalid = Some(f);

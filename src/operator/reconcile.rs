@@ -525,18 +525,7 @@ mod tests {
                 _ => CheckResult::passed(*c, "ok"),
             })
             .collect();
-        Report {
-            results,
-            invalid: None,
-            server: None,
-            certificate: None,
-            credential: None,
-            requests: vec![],
-            rate_limits: vec![],
-            durations: vec![],
-            git: None,
-            fresh_until: None,
-        }
+        Report::of(results)
     }
 
     /// The decision fixtures: a connection with a 10-minute interval, checked at a fixed clock.

@@ -76,14 +76,11 @@ pub(super) async fn check(
     if !t.fresh
         && let Some((refused, since)) = env.withheld.get(&git_key)
     {
-        let repositories = targets.iter().map(GitTarget::info).collect();
-        run.found.git = Some(GitInfo {
+        run.found.git = Some(git_info(
             access,
-            scheme: form.scheme.as_str().to_string(),
-            username: form.needed_username.clone(),
-            configure: form.configure.clone(),
-            repositories,
-        });
+            &form,
+            targets.iter().map(GitTarget::info).collect(),
+        ));
         return Err(CheckResult::failed(
             Check::GitAccess,
             crate::withhold::notice(&refused, since),
@@ -155,13 +152,7 @@ pub(super) async fn check(
             }
         }
     }
-    run.found.git = Some(GitInfo {
-        access,
-        scheme: form.scheme.as_str().to_string(),
-        username: form.needed_username.clone(),
-        configure: form.configure.clone(),
-        repositories,
-    });
+    run.found.git = Some(git_info(access, &form, repositories));
     let result = match failed {
         Some(r) => {
             let w = std::mem::take(&mut warnings);
@@ -292,4 +283,15 @@ async fn open_other(run: &mut Run<'_>, o: &Origin) -> Result<Session, CheckResul
         };
         CheckResult::failed(Check::GitAccess, f)
     })
+}
+
+/// What status.git says: the clone URLs and the credential form to configure (never the secret).
+fn git_info(access: GitAccessLevel, form: &Form, repositories: Vec<GitRepository>) -> GitInfo {
+    GitInfo {
+        access,
+        scheme: form.scheme.as_str().to_string(),
+        username: form.needed_username.clone(),
+        configure: form.configure.clone(),
+        repositories,
+    }
 }
