@@ -445,7 +445,7 @@ pub struct BitbucketConnectionStatus {
     /// `status::compact`). Never serialized.
     #[serde(skip)]
     #[schemars(skip)]
-    pub digest: Option<String>,
+    pub digest: Option<u64>,
     /// In the operator's cache only: the conditions without their text, in place of
     /// `conditions` (see `status::compact`). Never serialized.
     #[serde(skip)]
@@ -453,16 +453,16 @@ pub struct BitbucketConnectionStatus {
     pub kept: Option<Box<[KeptCondition]>>,
 }
 
-/// A condition as the operator's cache keeps it: what reconciling and the metrics read, in a
-/// few bytes (its names are the catalogue's own strings, its message a digest).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A condition as the operator's cache keeps it: what reconciling and the metrics read, in 24
+/// bytes (its names the catalogue's, its message a digest, its transition time in seconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeptCondition {
-    pub type_: std::borrow::Cow<'static, str>,
-    pub status: std::borrow::Cow<'static, str>,
-    pub reason: std::borrow::Cow<'static, str>,
     pub message_digest: u64,
-    pub observed_generation: Option<i64>,
-    pub last_transition_time: Box<str>,
+    /// lastTransitionTime, in Unix seconds.
+    pub last_transition: i64,
+    pub type_: crate::catalogue::Name,
+    pub status: crate::catalogue::Name,
+    pub reason: crate::catalogue::Name,
 }
 
 impl BitbucketConnectionStatus {
@@ -476,7 +476,7 @@ impl BitbucketConnectionStatus {
             .kept
             .iter()
             .flat_map(|k| k.iter())
-            .map(|c| (&*c.type_, &*c.status, &*c.reason));
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()));
         full.chain(kept)
     }
 

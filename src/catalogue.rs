@@ -371,6 +371,65 @@ impl fmt::Display for Cause {
     }
 }
 
+/// Condition types that are not checks.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const STALLED: &str = "Stalled";
+    pub const RECONCILING: &str = "Reconciling";
+}
+
+/// A condition's type, status or reason as bbconn writes it, in two bytes: the operator's cache
+/// holds tens of thousands of conditions, and these names are all it needs of most of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Name(u16);
+
+impl Name {
+    /// The names that are neither a check nor a cause.
+    const FIXED: [&'static str; 11] = [
+        "True",
+        "False",
+        "Unknown",
+        condition::READY,
+        condition::RECONCILING,
+        condition::STALLED,
+        reason::PASSED,
+        reason::ALL_PASSED,
+        reason::NOTHING_REQUIRED,
+        reason::NOT_CHECKED,
+        reason::CHECKING,
+    ];
+
+    /// `None` for a name bbconn does not write (a status someone else wrote).
+    pub fn of(s: &str) -> Option<Name> {
+        let fixed = Self::FIXED.len();
+        let checks = Check::ALL.len();
+        let i = if let Some(i) = Self::FIXED.iter().position(|f| *f == s) {
+            i
+        } else if let Some(i) = Check::ALL.iter().position(|c| c.as_str() == s) {
+            fixed + i
+        } else {
+            let cause = Cause::parse(s)?;
+            fixed + checks + CAUSES.iter().position(|e| e.cause == cause)?
+        };
+        u16::try_from(i).ok().map(Name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        let i = usize::from(self.0);
+        let (fixed, checks) = (Self::FIXED.len(), Check::ALL.len());
+        if i < fixed {
+            Self::FIXED[i]
+        } else if i < fixed + checks {
+            Check::ALL[i - fixed].as_str()
+        } else {
+            // Only `of` makes a Name, from an index it found in one of the three lists.
+            CAUSES
+                .get(i - fixed - checks)
+                .map_or("", |e| e.cause.as_str())
+        }
+    }
+}
+
 /// Reasons of conditions that are not causes.
 pub mod reason {
     pub const PASSED: &str = "Passed";
@@ -434,6 +493,20 @@ pub fn reference_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_name_bbconn_writes_fits_in_a_name_and_no_other_does() {
+        let all = Name::FIXED
+            .iter()
+            .copied()
+            .chain(Check::ALL.iter().map(|c| c.as_str()))
+            .chain(CAUSES.iter().map(|e| e.cause.as_str()));
+        for s in all {
+            assert_eq!(Name::of(s).map(Name::as_str), Some(s));
+        }
+        assert_eq!(Name::of("SomethingElse"), None);
+        assert_eq!(Name::of(""), None);
+    }
 
     #[test]
     fn table_and_enum_agree() {

@@ -7,9 +7,7 @@ use crate::catalogue::{Effect, RemedyContext, reason};
 use crate::checks::{Finding, Verdict};
 use crate::engine::Report;
 
-pub const READY: &str = "Ready";
-pub const STALLED: &str = "Stalled";
-pub const RECONCILING: &str = "Reconciling";
+pub use crate::catalogue::condition::{READY, RECONCILING, STALLED};
 
 /// How Ready reads from a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,8 +159,12 @@ pub fn build(
             let cached = || {
                 let digest = message_digest(&c.message);
                 kept.iter()
-                    .find(|o| same(&o.type_, &o.status, &o.reason) && o.message_digest == digest)
-                    .map(|o| o.last_transition_time.to_string())
+                    .find(|o| {
+                        same(o.type_.as_str(), o.status.as_str(), o.reason.as_str())
+                            && o.message_digest == digest
+                    })
+                    .and_then(|o| jiff::Timestamp::from_second(o.last_transition).ok())
+                    .map(rfc3339)
             };
             c.last_transition_time = full.or_else(cached).unwrap_or_else(|| now_s.clone());
             c
@@ -235,78 +237,55 @@ pub fn differs(old: &BitbucketConnectionStatus, new: &BitbucketConnectionStatus)
 }
 
 /// A digest of everything in a status but the check time.
-pub fn digest(s: &BitbucketConnectionStatus) -> String {
-    use sha2::{Digest, Sha256};
+pub fn digest(s: &BitbucketConnectionStatus) -> u64 {
     let mut s = s.clone();
     s.last_checked_time = None;
     s.digest = None;
-    let bytes = serde_json::to_vec(&s).unwrap_or_default();
-    hex16(&Sha256::digest(bytes))
+    digest64(&serde_json::to_vec(&s).unwrap_or_default())
 }
 
-fn hex16(d: &[u8]) -> String {
-    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
-}
-
-fn message_digest(m: &str) -> u64 {
+fn digest64(bytes: &[u8]) -> u64 {
     use sha2::{Digest, Sha256};
-    let d = Sha256::digest(m.as_bytes());
+    let d = Sha256::digest(bytes);
     let mut first = [0u8; 8];
     first.copy_from_slice(&d[..8]);
     u64::from_be_bytes(first)
 }
 
-/// The catalogue's own string for a condition's type, status or reason, so the cache holds no
-/// copy of it; another (a status someone else wrote) is kept as it is.
-fn intern(s: &str) -> std::borrow::Cow<'static, str> {
-    use crate::catalogue::{Cause, Check, reason};
-    const FIXED: &[&str] = &[
-        "True",
-        "False",
-        "Unknown",
-        READY,
-        RECONCILING,
-        STALLED,
-        reason::PASSED,
-        reason::ALL_PASSED,
-        reason::NOTHING_REQUIRED,
-        reason::NOT_CHECKED,
-        reason::CHECKING,
-    ];
-    if let Some(f) = FIXED.iter().find(|f| **f == s) {
-        return std::borrow::Cow::Borrowed(f);
-    }
-    if let Some(c) = Check::ALL.iter().find(|c| c.as_str() == s) {
-        return std::borrow::Cow::Borrowed(c.as_str());
-    }
-    match Cause::parse(s) {
-        Some(c) => std::borrow::Cow::Borrowed(c.as_str()),
-        None => std::borrow::Cow::Owned(s.to_string()),
-    }
+fn message_digest(m: &str) -> u64 {
+    digest64(m.as_bytes())
+}
+
+/// A condition as the cache keeps it; `None` when that would lose something (a name bbconn does
+/// not write, a transition time not in whole seconds), and the condition is kept whole.
+fn kept(c: &Condition) -> Option<KeptCondition> {
+    use crate::catalogue::Name;
+    let t: jiff::Timestamp = c.last_transition_time.parse().ok()?;
+    (rfc3339(t) == c.last_transition_time).then_some(())?;
+    Some(KeptCondition {
+        message_digest: message_digest(&c.message),
+        last_transition: t.as_second(),
+        type_: Name::of(&c.type_)?,
+        status: Name::of(&c.status)?,
+        reason: Name::of(&c.reason)?,
+    })
 }
 
 /// The status as the operator keeps it in memory for 10,000s of connections: what reconciling and
 /// the metrics read (condition types, statuses, reasons, transition times, expiries), with each
 /// message and the whole status reduced to digests, so the cache holds no copy of the text.
 pub fn compact(s: &BitbucketConnectionStatus) -> BitbucketConnectionStatus {
+    let kept: Option<Box<[KeptCondition]>> = s.conditions.iter().map(kept).collect();
     BitbucketConnectionStatus {
         observed_generation: s.observed_generation,
         last_checked_time: None,
         last_handled_requested_at: s.last_handled_requested_at.clone(),
-        conditions: Vec::new(),
-        kept: Some(
-            s.conditions
-                .iter()
-                .map(|c| KeptCondition {
-                    type_: intern(&c.type_),
-                    status: intern(&c.status),
-                    reason: intern(&c.reason),
-                    message_digest: message_digest(&c.message),
-                    observed_generation: c.observed_generation,
-                    last_transition_time: c.last_transition_time.as_str().into(),
-                })
-                .collect(),
-        ),
+        conditions: if kept.is_some() {
+            Vec::new()
+        } else {
+            s.conditions.clone()
+        },
+        kept,
         problems: Vec::new(),
         server: None,
         certificate: s.certificate.as_ref().map(|c| {
@@ -398,13 +377,33 @@ mod tests {
             small.condition_states().collect::<Vec<_>>(),
             full.condition_states().collect::<Vec<_>>()
         );
-        let kept = small.kept.as_deref().unwrap();
+        assert_eq!(small.kept.as_deref().map(<[_]>::len), Some(1));
         assert!(
-            kept.iter()
-                .all(|k| matches!(k.type_, std::borrow::Cow::Borrowed(_))
-                    && matches!(k.reason, std::borrow::Cow::Borrowed(_))),
-            "the catalogue's names are not copied: {kept:?}"
+            std::mem::size_of::<KeptCondition>() <= 24,
+            "a cached condition is a few bytes"
         );
+    }
+
+    #[test]
+    fn a_status_someone_else_wrote_is_kept_whole() {
+        for odd in [
+            |c: &mut Condition| c.reason = "SomethingElse".into(),
+            |c: &mut Condition| c.last_transition_time = "2026-11-22T09:00:00.5Z".into(),
+            |c: &mut Condition| c.last_transition_time = "yesterday".into(),
+        ] {
+            let mut full = status();
+            odd(&mut full.conditions[0]);
+            let small = compact(&full);
+            assert_eq!(small.conditions, full.conditions);
+            assert!(small.kept.is_none());
+            assert_eq!(
+                small.condition_states().collect::<Vec<_>>(),
+                full.condition_states().collect::<Vec<_>>()
+            );
+            let mut later = full.clone();
+            later.last_checked_time = Some("2026-11-22T11:00:00Z".into());
+            assert!(!differs(&small, &later));
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! never fetched; a referenced one is fetched again as soon as it changes, so a rotation is seen
 //! at once, and 10,000 connections re-checked every interval do not re-read 10,000 Secrets.
 
-use crate::checks::Lookup;
+use crate::checks::{Lookup, Meta};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -13,14 +13,67 @@ pub enum Kind {
     ConfigMap,
 }
 
-type Key = (Kind, String, String);
+type Key = (Kind, Box<str>, Box<str>);
+
+/// What is known of one object. One map, boxed strings and a flat copy of the data: the cache
+/// holds every Secret in the watched namespaces, thousands of them.
+#[derive(Default)]
+struct Entry {
+    /// From the metadata watch; `None` until it has seen the object (or after it saw it go).
+    latest: Option<Box<str>>,
+    /// Fetched data, with the resourceVersion it was fetched at ("" for NotFound).
+    fetched: Option<(Box<str>, Kept)>,
+}
+
+/// A key of a Secret's or ConfigMap's data, and its value.
+type Item = (Box<str>, Box<[u8]>);
+
+enum Kept {
+    Found {
+        data: Box<[Item]>,
+        expires_at: Option<Box<str>>,
+    },
+    NotFound,
+}
+
+impl Kept {
+    fn of(lookup: &Lookup) -> Option<Kept> {
+        match lookup {
+            Lookup::Found(data, meta) => Some(Kept::Found {
+                data: data
+                    .iter()
+                    .map(|(k, v)| (k.as_str().into(), v.as_slice().into()))
+                    .collect(),
+                expires_at: meta.expires_at.as_deref().map(Into::into),
+            }),
+            Lookup::NotFound => Some(Kept::NotFound),
+            // Errors are never kept.
+            Lookup::Forbidden(_) | Lookup::Failed(_) => None,
+        }
+    }
+
+    fn lookup(&self) -> Lookup {
+        match self {
+            Kept::Found { data, expires_at } => Lookup::Found(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_vec()))
+                    .collect(),
+                Meta {
+                    expires_at: expires_at.as_deref().map(str::to_string),
+                },
+            ),
+            Kept::NotFound => Lookup::NotFound,
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct RefCache {
-    /// resourceVersion of every object of the two kinds, from the metadata watches.
-    latest: Mutex<HashMap<Key, String>>,
-    /// Fetched data, with the resourceVersion it was fetched at ("" for NotFound).
-    fetched: Mutex<HashMap<Key, (String, Lookup)>>,
+    entries: Mutex<HashMap<Key, Entry>>,
+}
+
+fn key(kind: Kind, ns: &str, name: &str) -> Key {
+    (kind, ns.into(), name.into())
 }
 
 impl RefCache {
@@ -28,49 +81,37 @@ impl RefCache {
     /// (created, changed or deleted since last seen): a relist that finds everything as it was
     /// need not re-check the connections that reference it.
     pub fn observe(&self, kind: Kind, ns: &str, name: &str, rv: Option<String>) -> bool {
-        let key = (kind, ns.to_string(), name.to_string());
-        let Ok(mut latest) = self.latest.lock() else {
+        let Ok(mut entries) = self.entries.lock() else {
             return true;
         };
+        let key = key(kind, ns, name);
         match rv {
-            Some(rv) => latest.insert(key, rv.clone()).is_none_or(|old| old != rv),
-            None => {
-                let known = latest.remove(&key).is_some();
-                if let Ok(mut fetched) = self.fetched.lock() {
-                    fetched.remove(&key);
-                }
-                known
+            Some(rv) => {
+                let e = entries.entry(key).or_default();
+                let news = e.latest.as_deref() != Some(rv.as_str());
+                e.latest = Some(rv.into());
+                news
             }
+            None => entries.remove(&key).is_some_and(|e| e.latest.is_some()),
         }
     }
 
     /// The cached lookup if it is still current.
     pub fn get(&self, kind: Kind, ns: &str, name: &str) -> Option<Lookup> {
-        let key = (kind, ns.to_string(), name.to_string());
-        let latest = self
-            .latest
-            .lock()
-            .ok()?
-            .get(&key)
-            .cloned()
-            .unwrap_or_default();
-        let fetched = self.fetched.lock().ok()?;
-        match fetched.get(&key) {
-            Some((rv, lookup)) if *rv == latest => Some(lookup.clone()),
-            _ => None,
-        }
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(&key(kind, ns, name))?;
+        let (rv, kept) = e.fetched.as_ref()?;
+        (**rv == *e.latest.as_deref().unwrap_or_default()).then(|| kept.lookup())
     }
 
     /// Keeps a fetch result; errors are never kept.
     pub fn put(&self, kind: Kind, ns: &str, name: &str, rv: Option<String>, lookup: &Lookup) {
-        if !matches!(lookup, Lookup::Found(..) | Lookup::NotFound) {
+        let Some(kept) = Kept::of(lookup) else {
             return;
-        }
-        if let Ok(mut fetched) = self.fetched.lock() {
-            fetched.insert(
-                (kind, ns.to_string(), name.to_string()),
-                (rv.unwrap_or_default(), lookup.clone()),
-            );
+        };
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.entry(key(kind, ns, name)).or_default().fetched =
+                Some((rv.unwrap_or_default().into(), kept));
         }
     }
 }

@@ -111,7 +111,7 @@ where
                     .get(&ObjectRef::from_obj(o))
                     .is_none_or(|old| o.wants_check_since(&old));
                 if wanted {
-                    VecDeque::from([Ok(o.clone())])
+                    VecDeque::from([Ok(trigger(o))])
                 } else {
                     VecDeque::new()
                 }
@@ -143,7 +143,7 @@ where
                     std::mem::take(&mut held)
                         .into_iter()
                         .filter_map(|r| store.get(&r))
-                        .map(|o| Ok((*o).clone()))
+                        .map(|o| Ok(trigger(&*o)))
                         .collect()
                 } else {
                     out
@@ -152,6 +152,18 @@ where
         };
         futures::stream::iter(out)
     })
+}
+
+/// The object as a trigger: the controller takes only its reference from it (and reads the
+/// object itself from the store), and keeps that reference in its schedule for as long as the
+/// object exists. Without the resourceVersion and uid the reference carries no strings but the
+/// name and namespace (they are not part of its identity: `ObjectRef` ignores them).
+fn trigger<K: Resource + Clone>(o: &K) -> K {
+    let mut t = o.clone();
+    let meta = t.meta_mut();
+    meta.resource_version = None;
+    meta.uid = None;
+    t
 }
 
 impl Wants for crate::api::BitbucketConnection {
