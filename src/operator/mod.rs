@@ -516,11 +516,18 @@ async fn run_term(
         recorder: recorder.clone(),
         metrics: metrics.clone(),
         failures: Default::default(),
-        // Slow means waiting on a timeout: half the request timeout. At a fixed 500 ms, a burst
-        // of thousands of new connections on a loaded machine crossed it and cost two status
-        // writes each, which loaded the API server further (12,080 writes for 10,000
-        // connections, Ready 13 s after the last).
-        reconciling_after: Duration::from_millis(args.net.request_timeout.max(1) * 500),
+        // Slow means waiting on a timeout: half the shorter of the connect and request
+        // timeouts (2.5 s by default). At a fixed 500 ms, a burst of thousands of new
+        // connections on a loaded machine crossed it and cost two status writes each, which
+        // loaded the API server further (12,080 writes for 10,000 connections, Ready 13 s
+        // after the last).
+        reconciling_after: Duration::from_millis(
+            args.net
+                .connect_timeout
+                .min(args.net.request_timeout)
+                .max(1)
+                .saturating_mul(500),
+        ),
         term,
     });
     let selector = shard_selector(args.shard.as_deref());
