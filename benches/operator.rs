@@ -185,16 +185,19 @@ async fn list_all(api: &Api<BitbucketConnection>) -> kube::api::ObjectList<Bitbu
     }
 }
 
+fn is_ready(c: &BitbucketConnection) -> bool {
+    c.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|x| x.type_ == "Ready"))
+        .is_some_and(|r| r.status == "True")
+}
+
 async fn count_ready(api: &Api<BitbucketConnection>) -> usize {
-    let list = list_all(api).await;
-    list.items
+    list_all(api)
+        .await
+        .items
         .iter()
-        .filter(|c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|x| x.type_ == "Ready"))
-                .is_some_and(|r| r.status == "True")
-        })
+        .filter(|c| is_ready(c))
         .count()
 }
 
@@ -220,16 +223,7 @@ impl ReadyCount {
     }
 
     fn ready(&self) -> usize {
-        self.store
-            .state()
-            .iter()
-            .filter(|c| {
-                c.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.iter().find(|x| x.type_ == "Ready"))
-                    .is_some_and(|r| r.status == "True")
-            })
-            .count()
+        self.store.state().iter().filter(|c| is_ready(c)).count()
     }
 }
 

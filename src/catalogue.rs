@@ -408,8 +408,8 @@ impl Name {
         } else if let Some(i) = Check::ALL.iter().position(|c| c.as_str() == s) {
             fixed + i
         } else {
-            let cause = Cause::parse(s)?;
-            fixed + checks + CAUSES.iter().position(|e| e.cause == cause)?
+            // A cause's discriminant is its row in CAUSES (tests::table_and_enum_agree).
+            fixed + checks + Cause::parse(s)? as usize
         };
         u16::try_from(i).ok().map(Name)
     }
