@@ -487,7 +487,7 @@ async fn run(n: usize, shards: usize) -> Figures {
             .unwrap()
             .items
             .iter()
-            .filter(|c| c.spec.auth.secret_ref.name == name)
+            .filter(|c| c.spec.auth_secret() == Some(name.as_str()))
             .map(|c| c.name_any())
             .collect();
         let ready_all = |want: &'static str| {

@@ -42,18 +42,22 @@ pub const CLOUD_TOKEN_URL: &str = "https://bitbucket.org/site/oauth2/access_toke
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     cel,
     validation = Rule::new("!has(self.spec.url) || (isURL(self.spec.url) && url(self.spec.url).getScheme() in ['http', 'https'])").message("spec.url must be an absolute http(s) URL").field_path(".spec.url"),
-    validation = Rule::new("!has(self.spec.auth.tokenUrl) || (has(self.spec.auth.method) && self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink'])").message("spec.auth.tokenUrl is only used by the OAuth methods").field_path(".spec.auth.tokenUrl"),
-    validation = Rule::new("!has(self.spec.auth.tokenUrl) || (isURL(self.spec.auth.tokenUrl) && url(self.spec.auth.tokenUrl).getScheme() in ['http', 'https'])").message("spec.auth.tokenUrl must be an absolute http(s) URL").field_path(".spec.auth.tokenUrl"),
-    validation = Rule::new("self.spec.flavor == 'Cloud' || !has(self.spec.auth.method) || !(self.spec.auth.method in ['AppPassword', 'ApiToken', 'OAuthClientCredentials'])").message("methods AppPassword, ApiToken and OAuthClientCredentials exist only on Bitbucket Cloud (Data Center has HTTP access tokens, Basic and application links)").field_path(".spec.auth.method"),
+    validation = Rule::new("!has(self.spec.auth) || (!has(self.spec.auth.tokenUrl) || (has(self.spec.auth.method) && self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink']))").message("spec.auth.tokenUrl is only used by the OAuth methods").field_path(".spec.auth.tokenUrl"),
+    validation = Rule::new("!has(self.spec.auth) || (!has(self.spec.auth.tokenUrl) || (isURL(self.spec.auth.tokenUrl) && url(self.spec.auth.tokenUrl).getScheme() in ['http', 'https']))").message("spec.auth.tokenUrl must be an absolute http(s) URL").field_path(".spec.auth.tokenUrl"),
+    validation = Rule::new("!has(self.spec.auth) || (self.spec.flavor == 'Cloud' || !has(self.spec.auth.method) || !(self.spec.auth.method in ['AppPassword', 'ApiToken', 'OAuthClientCredentials']))").message("methods AppPassword, ApiToken and OAuthClientCredentials exist only on Bitbucket Cloud (Data Center has HTTP access tokens, Basic and application links)").field_path(".spec.auth.method"),
+    validation = Rule::new("has(self.spec.auth) || (has(self.spec.git) && has(self.spec.git.transport) && self.spec.git.transport == 'SSH')").message("spec.auth is required unless spec.git.transport is SSH (an SSH-only connection is checked with the key in spec.git.ssh.secretRef)").field_path(".spec.auth"),
+    validation = Rule::new("!has(self.spec.git) || !has(self.spec.git.transport) || self.spec.git.transport != 'SSH' || (has(self.spec.git.ssh) && has(self.spec.git.ssh.secretRef))").message("spec.git.transport SSH needs spec.git.ssh.secretRef: the Secret with the consumer's private key").field_path(".spec.git.ssh"),
+    validation = Rule::new("!has(self.spec.git) || !has(self.spec.git.ssh) || (has(self.spec.git.transport) && self.spec.git.transport == 'SSH')").message("spec.git.ssh is read only with spec.git.transport: SSH").field_path(".spec.git.ssh"),
+    validation = Rule::new("has(self.spec.auth) || self.spec.flavor == 'Cloud' || !has(self.spec.git) || !has(self.spec.git.ssh) || has(self.spec.git.ssh.url) || (has(self.spec.git.ssh.secretRef) && has(self.spec.git.ssh.secretRef.format) && self.spec.git.ssh.secretRef.format == 'ArgoCD')").message("spec.git.ssh.url is required for a Data Center connection without spec.auth: bbconn cannot ask Data Center's REST API for the SSH clone URL without a credential").field_path(".spec.git.ssh.url"),
     validation = Rule::new("self.spec.flavor == 'Cloud' || has(self.spec.url)").message("spec.url is required for a Data Center server").field_path(".spec.url"),
-    validation = Rule::new("has(self.spec.auth.method) || has(self.spec.auth.secretRef.format)").message("spec.auth.method is required, unless spec.auth.secretRef.format names the consumer whose Secret is used (then it is inferred from the Secret)").field_path(".spec.auth.method"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.format) || !has(self.spec.auth.method) || self.spec.auth.method in ['AccessToken', 'ApiToken', 'Basic', 'AppPassword']").message("spec.auth.secretRef.format reads a consumer's git credentials (username and password, or bearerToken): it goes with methods AccessToken, ApiToken, Basic or AppPassword, not with the OAuth methods").field_path(".spec.auth.method"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.format) || !has(self.spec.auth.secretRef.keys)").message("spec.auth.secretRef.keys cannot be combined with secretRef.format: the consumer reads its Secret under fixed key names, so bbconn reads the same ones").field_path(".spec.auth.secretRef.keys"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.format) || !has(self.spec.git) || !has(self.spec.git.username)").message("spec.git.username cannot be combined with secretRef.format: git is checked with the user name in the consumer's Secret, as the consumer sends it").field_path(".spec.git.username"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.token) || (has(self.spec.auth.method) && self.spec.auth.method in ['AccessToken', 'ApiToken'])").message("secretRef.keys.token is only read by methods AccessToken and ApiToken").field_path(".spec.auth.secretRef.keys.token"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.password) || (has(self.spec.auth.method) && self.spec.auth.method in ['Basic', 'AppPassword'])").message("secretRef.keys.password is only read by methods Basic and AppPassword").field_path(".spec.auth.secretRef.keys.password"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || (!has(self.spec.auth.secretRef.keys.clientId) && !has(self.spec.auth.secretRef.keys.clientSecret)) || (has(self.spec.auth.method) && self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink'])").message("secretRef.keys.clientId and clientSecret are only read by the OAuth methods").field_path(".spec.auth.secretRef.keys"),
-    validation = Rule::new("!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.redirectUrl) || (has(self.spec.auth.method) && self.spec.auth.method == 'OAuthApplicationLink')").message("secretRef.keys.redirectUrl is only read by method OAuthApplicationLink").field_path(".spec.auth.secretRef.keys.redirectUrl"),
+    validation = Rule::new("!has(self.spec.auth) || (has(self.spec.auth.method) || has(self.spec.auth.secretRef.format))").message("spec.auth.method is required, unless spec.auth.secretRef.format names the consumer whose Secret is used (then it is inferred from the Secret)").field_path(".spec.auth.method"),
+    validation = Rule::new("!has(self.spec.auth) || (!has(self.spec.auth.secretRef.format) || !has(self.spec.auth.method) || self.spec.auth.method in ['AccessToken', 'ApiToken', 'Basic', 'AppPassword'])").message("spec.auth.secretRef.format reads a consumer's git credentials (username and password, or bearerToken): it goes with methods AccessToken, ApiToken, Basic or AppPassword, not with the OAuth methods").field_path(".spec.auth.method"),
+    validation = Rule::new("!has(self.spec.auth) || (!has(self.spec.auth.secretRef.format) || !has(self.spec.auth.secretRef.keys))").message("spec.auth.secretRef.keys cannot be combined with secretRef.format: the consumer reads its Secret under fixed key names, so bbconn reads the same ones").field_path(".spec.auth.secretRef.keys"),
+    validation = Rule::new("!has(self.spec.auth) || (!has(self.spec.auth.secretRef.format) || !has(self.spec.git) || !has(self.spec.git.username))").message("spec.git.username cannot be combined with secretRef.format: git is checked with the user name in the consumer's Secret, as the consumer sends it").field_path(".spec.git.username"),
+    validation = Rule::new("!has(self.spec.auth) || (!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.token) || (has(self.spec.auth.method) && self.spec.auth.method in ['AccessToken', 'ApiToken']))").message("secretRef.keys.token is only read by methods AccessToken and ApiToken").field_path(".spec.auth.secretRef.keys.token"),
+    validation = Rule::new("!has(self.spec.auth) || (!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.password) || (has(self.spec.auth.method) && self.spec.auth.method in ['Basic', 'AppPassword']))").message("secretRef.keys.password is only read by methods Basic and AppPassword").field_path(".spec.auth.secretRef.keys.password"),
+    validation = Rule::new("!has(self.spec.auth) || (!has(self.spec.auth.secretRef.keys) || (!has(self.spec.auth.secretRef.keys.clientId) && !has(self.spec.auth.secretRef.keys.clientSecret)) || (has(self.spec.auth.method) && self.spec.auth.method in ['OAuthClientCredentials', 'OAuthApplicationLink']))").message("secretRef.keys.clientId and clientSecret are only read by the OAuth methods").field_path(".spec.auth.secretRef.keys"),
+    validation = Rule::new("!has(self.spec.auth) || (!has(self.spec.auth.secretRef.keys) || !has(self.spec.auth.secretRef.keys.redirectUrl) || (has(self.spec.auth.method) && self.spec.auth.method == 'OAuthApplicationLink'))").message("secretRef.keys.redirectUrl is only read by method OAuthApplicationLink").field_path(".spec.auth.secretRef.keys.redirectUrl"),
     // Guarded by the pattern, so a value the schema already refuses is not also a CEL error.
     validation = Rule::new("!has(self.spec.interval) || !self.spec.interval.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self.spec.interval) >= duration('1s') && duration(self.spec.interval) <= duration('24h'))").message("spec.interval must be between 1s and 24h").field_path(".spec.interval"),
     validation = Rule::new("!has(self.spec.expiryWarning) || !self.spec.expiryWarning.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || duration(self.spec.expiryWarning) <= duration('8760h')").message("spec.expiryWarning must be at most 8760h (a year)").field_path(".spec.expiryWarning")
@@ -66,7 +70,10 @@ pub struct BitbucketConnectionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub url: Option<String>,
-    pub auth: Auth,
+    /// The REST credential. Optional only with spec.git.transport SSH: the connection is then
+    /// checked over SSH alone, with the key in spec.git.ssh.secretRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
     /// Requirement bundles named after the systems that consume the connection.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<Profile>,
@@ -391,6 +398,62 @@ pub struct Git {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub username: Option<String>,
+    /// How the consumer reaches git: HTTPS (default) or SSH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<GitTransport>,
+    /// Transport SSH only: where the consumer connects, and its key and host keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Box<GitSsh>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub enum GitTransport {
+    #[default]
+    #[serde(rename = "HTTPS")]
+    Https,
+    #[serde(rename = "SSH")]
+    Ssh,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitSsh {
+    /// Where the consumer connects: ssh://USER@HOST[:PORT]; each repository's path is appended
+    /// as Bitbucket writes it. Default: Cloud ssh://git@ssh.bitbucket.org; Data Center the SSH
+    /// clone URL its REST answer advertises. An Argo CD Secret's url overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^ssh://[^/\s]+(/.*)?$"), length(max = 2048))]
+    pub url: Option<String>,
+    /// The consumer's key. Absent format: keys identity (an OpenSSH or PEM private key),
+    /// known_hosts and optional password (the key's passphrase), as Flux reads them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SshSecretRef>,
+    /// Host keys kept outside the Secret, e.g. Argo CD's argocd-ssh-known-hosts-cm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts_ref: Option<KnownHostsRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SshSecretRef {
+    /// A Secret in the connection's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Flux: identity, known_hosts, password. ArgoCD: an Argo CD repository Secret
+    /// (sshPrivateKey; its url overrides spec.git.ssh.url; host keys from knownHostsRef).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SecretFormat>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KnownHostsRef {
+    pub kind: CaBundleKind,
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Default: ssh_known_hosts (Argo CD's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(
@@ -582,6 +645,35 @@ pub struct GitInfo {
     pub configure: String,
     #[serde(default)]
     pub repositories: Vec<GitRepository>,
+    /// Transport SSH: the server's host keys and the known_hosts lines the consumer needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Box<SshInfo>>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SshInfo {
+    /// Where git over SSH was checked: ssh://USER@HOST:PORT.
+    pub url: String,
+    /// The host keys the server holds, by type, with their SHA256 fingerprints.
+    #[serde(default)]
+    pub host_keys: Vec<HostKeyInfo>,
+    /// The known_hosts lines the consumer needs for this host and port, one per key type.
+    #[serde(default)]
+    pub known_hosts: Vec<String>,
+    /// The SHA256 fingerprint of the consumer's public key (never the key itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_fingerprint: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostKeyInfo {
+    /// e.g. ssh-ed25519, ecdsa-sha2-nistp256, ssh-rsa.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// SHA256:base64, as ssh-keygen -l prints it.
+    pub sha256: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
@@ -595,6 +687,42 @@ pub struct GitRepository {
 impl BitbucketConnectionSpec {
     pub fn git_access(&self) -> GitAccessLevel {
         self.git.as_ref().and_then(|g| g.access).unwrap_or_default()
+    }
+
+    pub fn git_transport(&self) -> GitTransport {
+        self.git.as_ref().and_then(|g| g.transport).unwrap_or_default()
+    }
+
+    /// The Secret spec.auth.secretRef names.
+    pub fn auth_secret(&self) -> Option<&str> {
+        self.auth.as_ref().map(|a| a.secret_ref.name.as_str())
+    }
+
+    /// The Secret holding the consumer's SSH key (transport SSH).
+    pub fn ssh_secret(&self) -> Option<&str> {
+        self.git_ssh()
+            .and_then(|s| s.secret_ref.as_ref())
+            .map(|r| r.name.as_str())
+    }
+
+    /// spec.git.ssh.knownHostsRef (transport SSH).
+    pub fn known_hosts_ref(&self) -> Option<&KnownHostsRef> {
+        self.git_ssh().and_then(|s| s.known_hosts_ref.as_ref())
+    }
+
+    /// The Secret a remedy names: spec.auth's, else the SSH key's.
+    pub fn credential_secret(&self) -> &str {
+        self.auth_secret()
+            .or(self.ssh_secret())
+            .unwrap_or_default()
+    }
+
+    /// spec.git.ssh, with transport SSH.
+    pub fn git_ssh(&self) -> Option<&GitSsh> {
+        match self.git_transport() {
+            GitTransport::Ssh => self.git.as_ref().and_then(|g| g.ssh.as_deref()),
+            GitTransport::Https => None,
+        }
     }
 
     pub fn base_url(&self) -> &str {

@@ -18,6 +18,7 @@ pub enum Check {
     Reachable,
     #[serde(rename = "TLSVerified")]
     TlsVerified,
+    HostKeyVerified,
     Authenticated,
     ScopesSufficient,
     RepositoryAccess,
@@ -25,11 +26,12 @@ pub enum Check {
 }
 
 impl Check {
-    pub const ALL: [Check; 8] = [
+    pub const ALL: [Check; 9] = [
         Check::CredentialsResolved,
         Check::NetworkPathValid,
         Check::Reachable,
         Check::TlsVerified,
+        Check::HostKeyVerified,
         Check::Authenticated,
         Check::ScopesSufficient,
         Check::RepositoryAccess,
@@ -43,6 +45,7 @@ impl Check {
             Check::NetworkPathValid => "NetworkPathValid",
             Check::Reachable => "Reachable",
             Check::TlsVerified => "TLSVerified",
+            Check::HostKeyVerified => "HostKeyVerified",
             Check::Authenticated => "Authenticated",
             Check::ScopesSufficient => "ScopesSufficient",
             Check::RepositoryAccess => "RepositoryAccess",
@@ -63,13 +66,16 @@ impl Check {
             Check::TlsVerified => {
                 "the certificate chains to a trusted root, names the host, is in its validity window, and matches the pin"
             }
+            Check::HostKeyVerified => {
+                "transport SSH only: known_hosts has lines for the host (as [host]:port off port 22), and for every key type they list that the server also holds, the server's key is the one listed (and at least one such type exists); so whichever of them the consumer negotiates verifies"
+            }
             Check::Authenticated => "the server accepts the credential",
             Check::ScopesSufficient => "the credential holds every required scope or permission",
             Check::RepositoryAccess => {
                 "every listed repository exists and the credential has the required access to it"
             }
             Check::GitAccess => {
-                "git over HTTPS works for every listed repository as the consumer will use it: the smart-HTTP advertisement of git-upload-pack (and of git-receive-pack when spec.git.access is Write) answers with refs for this credential, sent in the username form that git needs for it"
+                "git works for every listed repository as the consumer will use it: over HTTPS the smart-HTTP advertisement of git-upload-pack (and of git-receive-pack when spec.git.access is Write) answers with refs for this credential, sent in the username form that git needs for it; over SSH the same advertisements answer on an exec channel for the consumer's key"
             }
         }
     }
@@ -296,6 +302,21 @@ catalogue! {
     CloneUrlMismatch { check: Some(GitAccess), effect: Effect::Warn, source: "bbconn: a server behind a reverse proxy advertises another base URL",
         when: "the clone URL Bitbucket advertises differs from spec.url in scheme, host, port or context path",
         remedy: "Set Bitbucket's base URL (Administration > Server settings) to the address consumers use, or point the consumer at the clone URL the message names; bbconn checked git at spec.url." }
+    HostKeyUnknown { check: Some(HostKeyVerified), effect: FAIL, source: "OpenSSH sshd(8) SSH_KNOWN_HOSTS_FILE_FORMAT; Bitbucket Cloud's move of SSH to ssh.bitbucket.org",
+        when: "known_hosts has no line for this host and port (the usual case after Cloud's move from bitbucket.org to ssh.bitbucket.org, and for [host]:port written without brackets)",
+        remedy: "Add the server's host keys to the consumer's known_hosts under the name the consumer connects to ({host}; off port 22 written [{host}]:{port}); status.git.ssh.knownHosts lists the lines to paste (compare their fingerprints with the ones Bitbucket publishes before trusting them)." }
+    HostKeyMismatch { check: Some(HostKeyVerified), effect: FAIL, source: "bitbucket.org/blog/ssh-host-key-changes (2023 rotation); argoproj/argo-cd#13604; OpenSSH: REMOTE HOST IDENTIFICATION HAS CHANGED",
+        when: "known_hosts lists a key type for the host that the server holds with another key, or lists the server's key as @revoked",
+        remedy: "Replace the consumer's known_hosts lines for {host} with the server's current keys (status.git.ssh.knownHosts; compare the fingerprints with the ones Bitbucket publishes). If the key changed without notice, find out why before trusting it." }
+    SshKeyRejected { check: Some(Authenticated), effect: FAIL, source: "RFC 4252 section 7; argoproj/argo-cd#9122 (user name other than git)",
+        when: "transport SSH: the server refuses the public key (not registered, another user name than git, a key type or signature it refuses); learned from the offer without a signature where the server answers one",
+        remedy: "Register the public key (status.git.ssh.publicKeyFingerprint names it) on Bitbucket: as an access key on the repository (read-only on Cloud), or on a user with access; connect as user git (ssh://git@{host}). Then update Secret {secret} if the key changed: bbconn offers a refused key again only when the Secret, the spec or bbconn.dev/requested-at changes." }
+    HostKeyTypesIncomplete { check: Some(HostKeyVerified), effect: Effect::Warn, source: "argoproj/argo-helm#2059, argoproj/argo-cd#13749, fluxcd/flux2#5385: knownhosts: key mismatch",
+        when: "the server holds host key types that known_hosts lacks for it: Go clients (Argo CD, Flux) that negotiate the newest type fail with knownhosts: key mismatch",
+        remedy: "Add a known_hosts line for every host key type the server holds (status.git.ssh.knownHosts lists them all), not only the one your client negotiated." }
+    SshHostMoved { check: Some(GitAccess), effect: Effect::Warn, source: "Atlassian: Upcoming change to Bitbucket Cloud SSH access: move from bitbucket.org to ssh.bitbucket.org (bitbucket.org serves HTTPS only from 2026-11-12)",
+        when: "an SSH URL on bitbucket.org, which Bitbucket Cloud serves HTTPS only since 2026-11-12 (where bitbucket.org no longer answers SSH, the network cause stands instead, with this remedy)",
+        remedy: "Change the consumer's URL to ssh://git@ssh.bitbucket.org/<workspace>/<repo>.git (Flux spec.url, Argo CD repository url) and add ssh.bitbucket.org's host keys to its known_hosts; where port 22 is blocked, use ssh://git@altssh.bitbucket.org:443/<workspace>/<repo>.git with known_hosts lines for [altssh.bitbucket.org]:443." }
     ServerError { check: None, effect: Effect::Transient, source: "bbconn",
         when: "Bitbucket answered 5xx",
         remedy: "Bitbucket failed to answer; bbconn retries with backoff. If it lasts, check the server's health." }
@@ -353,6 +374,7 @@ impl Cause {
                 | Cause::OAuthClientRejected
                 | Cause::OAuthRedirectMismatch
                 | Cause::GitAuthRejected
+                | Cause::SshKeyRejected
         )
     }
     pub fn remedy(self, ctx: &RemedyContext) -> String {

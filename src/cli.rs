@@ -54,10 +54,12 @@ pub async fn check_all(
                 namespace: &c.namespace,
                 name: &c.name,
                 spec: &c.spec,
-                secret: &c.secret,
+                secret: c.secret.as_ref(),
                 ca_bundle: c.ca_bundle.as_ref(),
                 fresh: false,
                 egress_proxy_secret: c.egress_proxy_secret.as_ref(),
+                ssh_secret: c.ssh_secret.as_ref(),
+                known_hosts: c.known_hosts.as_ref(),
             },
         )
     }))

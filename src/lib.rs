@@ -19,6 +19,7 @@ pub mod net_args;
 pub mod operator;
 pub mod profiles;
 pub mod scrub;
+pub mod ssh;
 pub mod status;
 pub mod telemetry;
 pub mod transport;

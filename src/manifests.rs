@@ -37,11 +37,15 @@ pub struct Connection {
     pub namespace: String,
     pub name: String,
     pub spec: BitbucketConnectionSpec,
-    pub secret: Lookup,
+    /// The Secret spec.auth names; None without spec.auth.
+    pub secret: Option<Lookup>,
     pub ca_bundle: Option<Lookup>,
     /// Only when spec.network.egressProxy.secretRef is set; NotFound when not in the input
     /// (reported under NetworkPathValid, as the operator would).
     pub egress_proxy_secret: Option<Lookup>,
+    /// Transport SSH: the key's Secret, and the object spec.git.ssh.knownHostsRef names.
+    pub ssh_secret: Option<Lookup>,
+    pub known_hosts: Option<Lookup>,
 }
 
 /// A Secret's or ConfigMap's data, and what bbconn reads of its metadata.
@@ -359,17 +363,32 @@ fn resolve(objects: Objects, files: &str) -> Result<Vec<Connection>, InputError>
             ),
             detail: excerpt(&detail, MAX_DETAIL).into_owned(),
         };
-        let secret_name = &spec.auth.secret_ref.name;
-        let secret = match objects
+        let find = |kind: &'static str, name: &str, field: &str| match objects
             .data
-            .get(&("Secret", ns.clone(), secret_name.clone()))
+            .get(&(kind, ns.clone(), name.to_string()))
         {
-            Some((d, m)) => Lookup::Found(d.clone(), m.clone()),
-            None => {
-                return Err(missing(format!(
-                    "spec.auth.secretRef names Secret {ns}/{secret_name}, which is not in the input"
-                )));
+            Some((d, m)) => Ok(Lookup::Found(d.clone(), m.clone())),
+            None => Err(missing(format!(
+                "{field} names {kind} {ns}/{name}, which is not in the input"
+            ))),
+        };
+        let secret = match spec.auth_secret() {
+            Some(n) => Some(find("Secret", n, "spec.auth.secretRef")?),
+            None => None,
+        };
+        let ssh_secret = match spec.ssh_secret() {
+            Some(n) => Some(find("Secret", n, "spec.git.ssh.secretRef")?),
+            None => None,
+        };
+        let known_hosts = match spec.known_hosts_ref() {
+            Some(r) => {
+                let kind = match r.kind {
+                    CaBundleKind::ConfigMap => "ConfigMap",
+                    CaBundleKind::Secret => "Secret",
+                };
+                Some(find(kind, &r.name, "spec.git.ssh.knownHostsRef")?)
             }
+            None => None,
         };
         let ca_bundle = match spec.tls.as_ref().and_then(|t| t.ca_bundle_ref.as_ref()) {
             None => None,
@@ -402,6 +421,8 @@ fn resolve(objects: Objects, files: &str) -> Result<Vec<Connection>, InputError>
             secret,
             ca_bundle,
             egress_proxy_secret,
+            ssh_secret,
+            known_hosts,
         });
     }
     Ok(out)
@@ -538,7 +559,7 @@ stringData: {token: abc}
         let c = load_str("m.yaml", GOOD, "default").unwrap();
         assert_eq!(c.len(), 1);
         assert!(
-            matches!(&c[0].secret, Lookup::Found(d, _) if d.get("token").map(Vec::as_slice) == Some(&b"abc"[..]))
+            matches!(&c[0].secret, Some(Lookup::Found(d, _)) if d.get("token").map(Vec::as_slice) == Some(&b"abc"[..]))
         );
     }
 

@@ -147,8 +147,8 @@ pub fn method_allowed(spec: &BitbucketConnectionSpec, method: AuthMethod) -> Res
                 d.name,
                 d.methods,
                 spec.auth
-                    .secret_ref
-                    .format
+                    .as_ref()
+                    .and_then(|a| a.secret_ref.format)
                     .map_or("referenced", |f| f.consumer()),
                 d.seed
             ));
@@ -172,7 +172,7 @@ pub fn effective(spec: &BitbucketConnectionSpec) -> Result<Effective, String> {
         }
         // Without spec.auth.method (a consumer's Secret), the inferred one is judged by
         // `method_allowed` once the Secret is read.
-        if let Some(m) = spec.auth.method
+        if let Some(m) = spec.auth.as_ref().and_then(|a| a.method)
             && !d.methods.contains(&m)
         {
             return Err(format!(

@@ -196,7 +196,7 @@ pub fn remedy_context(
 ) -> RemedyContext {
     let url = url::Url::parse(spec.base_url()).ok();
     RemedyContext {
-        secret: format!("{namespace}/{}", spec.auth.secret_ref.name),
+        secret: format!("{namespace}/{}", spec.credential_secret()),
         host: url
             .as_ref()
             .and_then(|u| u.host_str().map(str::to_string))

@@ -26,9 +26,11 @@ async fn first_failure(secret: Lookup) -> (Check, Cause, String) {
             namespace: "ci",
             name: "c",
             spec: &spec,
-            secret: &secret,
+            secret: Some(&secret),
             ca_bundle: None,
             egress_proxy_secret: None,
+            ssh_secret: None,
+            known_hosts: None,
             fresh: false,
         },
     )

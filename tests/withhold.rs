@@ -42,9 +42,11 @@ async fn three_runs_then_a_fresh_one(
                 namespace: "w",
                 name: "c",
                 spec: &conn.spec,
-                secret: &secret,
+                secret: Some(&secret),
                 ca_bundle: Some(&ca),
                 egress_proxy_secret: None,
+                ssh_secret: None,
+                known_hosts: None,
                 fresh,
             },
         )

@@ -486,6 +486,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
             .unwrap_or(base),
         started: shared.dc.started_ms,
         last_auth: &shared.dc.last_auth,
+        ssh_port: crate::ssh::dc_ssh_port(shared),
     };
     let mut resp = route(&ctx, &segs);
     // docs/design/bitbucket-api.md: who am I = X-AUSERNAME / X-AUSERID on an authenticated answer.
@@ -511,6 +512,7 @@ struct Ctx<'a> {
     base: String,
     started: i64,
     last_auth: &'a Mutex<HashMap<usize, i64>>,
+    ssh_port: Option<u16>,
 }
 
 fn route(ctx: &Ctx, segs: &[&str]) -> Resp {
@@ -639,8 +641,6 @@ fn project_json(ctx: &Ctx, i: usize, p: &DcProject) -> Value {
 /// Schema `RestRepository`.
 fn repository_json(ctx: &Ctx, pi: usize, p: &DcProject, ri: usize, r: &DcRepository) -> Value {
     let id = repo_id(ctx.dc, pi, ri, r);
-    let host = ctx.req.header("host").unwrap_or("localhost");
-    let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
     let key_lower = p.key.to_lowercase();
     json!({
         "slug": r.slug,
@@ -657,7 +657,7 @@ fn repository_json(ctx: &Ctx, pi: usize, p: &DcProject, ri: usize, r: &DcReposit
         "links": {
             "clone": [
                 {"href": format!("{}/scm/{key_lower}/{}.git", ctx.base, r.slug), "name": "http"},
-                {"href": format!("ssh://git@{host}:7999/{key_lower}/{}.git", r.slug), "name": "ssh"},
+                {"href": crate::ssh::dc_clone_href(ctx.ssh_port, ctx.req.header("host"), &key_lower, &r.slug), "name": "ssh"},
             ],
             "self": [{"href": format!("{}/projects/{}/repos/{}/browse", ctx.base, p.key, r.slug)}],
         },

@@ -57,6 +57,9 @@ pub enum ListenerKind {
     Http,
     /// An HTTP CONNECT proxy (plain TCP; `tls` is ignored).
     ConnectProxy,
+    /// git over SSH as the one flavour in `serves` offers it (Cloud: ssh.bitbucket.org:22,
+    /// Data Center: port 7999); `tls` is ignored. See `sim/src/ssh/`.
+    Ssh,
 }
 
 /// A listener's transport: a certificate mode, or plain HTTP.
@@ -142,6 +145,10 @@ pub struct Listener {
     /// instead of the address the client used: a server behind a reverse proxy.
     #[serde(default)]
     pub advertised_base_url: Option<String>,
+    /// Cloud SSH only: serve the 2048-bit RSA host key Bitbucket retired in 2023 instead of the
+    /// current 3072-bit one, as a client that pinned the old key would meet a changed key.
+    #[serde(default)]
+    pub retired_rsa_host_key: bool,
 }
 
 /// Basic proxy credentials a proxy listener requires.
@@ -155,7 +162,7 @@ pub struct ProxyAuth {
 impl Listener {
     pub fn tls_mode(&self) -> TlsMode {
         match (self.kind, self.tls) {
-            (ListenerKind::ConnectProxy, _) => TlsMode::None,
+            (ListenerKind::ConnectProxy | ListenerKind::Ssh, _) => TlsMode::None,
             (ListenerKind::Http, Some(t)) => t,
             (ListenerKind::Http, None) => TlsMode::Good,
         }
@@ -253,6 +260,10 @@ pub struct CloudUser {
     /// Whether the account has two-step verification on (see `requireTwoStep`).
     #[serde(default)]
     pub two_step: bool,
+    /// SSH keys on the account (OpenSSH public key lines, `ssh-ed25519 AAAA... comment`): git
+    /// over SSH with one of them gets this user's repository access.
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -304,6 +315,12 @@ pub struct CloudRepository {
     /// username -> explicit access level.
     #[serde(default)]
     pub access: BTreeMap<String, CloudAccess>,
+    /// Access keys (OpenSSH public key lines): read-only git over SSH to this repository.
+    #[serde(default)]
+    pub access_keys: Vec<String>,
+    /// No commits yet: git's ref advertisement is the `capabilities^{}` form.
+    #[serde(default)]
+    pub empty: bool,
 }
 
 /// A user's explicit access to a Cloud repository.
@@ -503,6 +520,10 @@ pub struct DcUser {
     /// `admin/...` resources.
     #[serde(default)]
     pub global_permission: Option<DcGlobalPermission>,
+    /// SSH keys on the account (OpenSSH public key lines): git over SSH with one of them gets
+    /// this user's permissions.
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -549,6 +570,10 @@ pub struct DcProject {
     pub access: BTreeMap<String, DcPermission>,
     #[serde(default)]
     pub repositories: Vec<DcRepository>,
+    /// Project access keys: git over SSH to every repository of the project. A project whose key
+    /// is `~user` holds that user's personal repositories (`ssh://.../~user/slug.git`).
+    #[serde(default)]
+    pub access_keys: Vec<DcAccessKey>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -568,6 +593,32 @@ pub struct DcRepository {
     /// user name -> REPO_READ | REPO_WRITE | REPO_ADMIN.
     #[serde(default)]
     pub access: BTreeMap<String, DcPermission>,
+    /// Repository access keys: git over SSH to this repository only.
+    #[serde(default)]
+    pub access_keys: Vec<DcAccessKey>,
+    /// No commits yet: git's ref advertisement is the `capabilities^{}` form.
+    #[serde(default)]
+    pub empty: bool,
+}
+
+/// A Data Center access key (project or repository settings, "Access keys").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DcAccessKey {
+    /// The OpenSSH public key line.
+    pub key: String,
+    /// Default `read`.
+    #[serde(default)]
+    pub permission: DcKeyPermission,
+}
+
+/// What a Data Center access key allows: Bitbucket's "Read" or "Read / Write".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DcKeyPermission {
+    #[default]
+    Read,
+    ReadWrite,
 }
 
 /// Data Center permissions, as tokens and the REST API name them.

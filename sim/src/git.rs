@@ -6,7 +6,8 @@
 //! Paths: Cloud `/{workspace}/{slug}.git/info/refs`; Data Center
 //! `{basePath}/scm/{project}/{slug}.git/info/refs` (the clone URLs the REST answers advertise).
 //! The POSTs that would transfer packs are not served: bbconn never sends them, and neither
-//! `ls-remote` nor `push --dry-run` needs them.
+//! `ls-remote` nor `push --dry-run` needs them. git over SSH (`ssh/`) sends the same
+//! advertisement, [`refs_advertisement`], without the HTTP-only `# service=` header.
 
 use http::Method;
 
@@ -14,14 +15,14 @@ use crate::http::{self as h, Req, Resp};
 use crate::state::Shared;
 use crate::{cloud, dc};
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Service {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Service {
     UploadPack,
     ReceivePack,
 }
 
 impl Service {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Service::UploadPack => "git-upload-pack",
             Service::ReceivePack => "git-receive-pack",
@@ -83,7 +84,15 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Option<Resp> {
         return Some(r);
     }
     let branch = head.unwrap_or_else(|| "main".to_owned());
-    let body = advertisement(service, &format!("{owner}/{slug}"), &branch);
+    let empty = match flavour {
+        Flavour::Cloud => cloud_repo_empty(shared, &owner, &slug),
+        Flavour::Dc => dc_repo_empty(shared, &owner, &slug),
+    };
+    let body = advertisement(
+        service,
+        &format!("{owner}/{slug}"),
+        (!empty).then_some(branch.as_str()),
+    );
     let mut r = h::bytes(
         200,
         match service {
@@ -132,23 +141,56 @@ fn object_id(repo: &str, r: &str) -> String {
         .to_owned()
 }
 
-/// The advertisement: service line, flush, refs (HEAD first for upload-pack, with the
-/// capabilities after a NUL on the first line), flush.
-fn advertisement(service: Service, repo: &str, branch: &str) -> Vec<u8> {
+/// Whether a fixture Cloud repository has no commits.
+pub(crate) fn cloud_repo_empty(shared: &Shared, ws: &str, slug: &str) -> bool {
+    shared
+        .fixture
+        .cloud
+        .workspaces
+        .iter()
+        .filter(|w| w.slug == ws)
+        .flat_map(|w| &w.repositories)
+        .any(|r| r.slug == slug && r.empty)
+}
+
+/// Whether a fixture Data Center repository has no commits (project key case-insensitive).
+pub(crate) fn dc_repo_empty(shared: &Shared, key: &str, slug: &str) -> bool {
+    shared
+        .fixture
+        .datacenter
+        .projects
+        .iter()
+        .filter(|p| p.key.eq_ignore_ascii_case(key))
+        .flat_map(|p| &p.repositories)
+        .any(|r| r.slug == slug && r.empty)
+}
+
+/// The smart-HTTP advertisement: service line, flush, then [`refs_advertisement`].
+fn advertisement(service: Service, repo: &str, branch: Option<&str>) -> Vec<u8> {
     let mut out = Vec::new();
     pkt(&mut out, &format!("# service={}\n", service.name()));
     out.extend_from_slice(b"0000");
+    out.extend_from_slice(&refs_advertisement(service, repo, branch));
+    out
+}
+
+/// The refs as git's pack protocol (v0) starts: HEAD first for upload-pack, the capabilities
+/// after a NUL on the first line, then a flush. `branch` None: an empty repository, advertised
+/// as git does, one `capabilities^{}` line with the zero id (and no symref: HEAD is unborn).
+pub(crate) fn refs_advertisement(service: Service, repo: &str, branch: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let Some(branch) = branch else {
+        let caps = capabilities(service, None);
+        pkt(
+            &mut out,
+            &format!("{} capabilities^{{}}\0{caps}\n", "0".repeat(40)),
+        );
+        out.extend_from_slice(b"0000");
+        return out;
+    };
     let main = format!("refs/heads/{branch}");
     let refs = [main.as_str(), "refs/heads/develop", "refs/tags/v1.0.0"];
-    let caps = match service {
-        Service::UploadPack => format!(
-            "multi_ack thin-pack side-band side-band-64k ofs-delta shallow no-progress include-tag multi_ack_detailed no-done symref=HEAD:{main} agent=git/bbconn-sim"
-        ),
-        Service::ReceivePack => {
-            "report-status delete-refs side-band-64k quiet atomic ofs-delta agent=git/bbconn-sim"
-                .to_owned()
-        }
-    };
+    let caps = capabilities(service, Some(&main));
     let mut first = true;
     let mut line = |out: &mut Vec<u8>, name: &str, id: &str| {
         if first {
@@ -166,6 +208,23 @@ fn advertisement(service: Service, repo: &str, branch: &str) -> Vec<u8> {
     }
     out.extend_from_slice(b"0000");
     out
+}
+
+fn capabilities(service: Service, head: Option<&str>) -> String {
+    match service {
+        Service::UploadPack => {
+            let symref = head
+                .map(|h| format!(" symref=HEAD:{h}"))
+                .unwrap_or_default();
+            format!(
+                "multi_ack thin-pack side-band side-band-64k ofs-delta shallow no-progress include-tag multi_ack_detailed no-done{symref} agent=git/bbconn-sim"
+            )
+        }
+        Service::ReceivePack => {
+            "report-status delete-refs side-band-64k quiet atomic ofs-delta agent=git/bbconn-sim"
+                .to_owned()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -187,7 +246,7 @@ mod tests {
 
     #[test]
     fn advertisement_is_pkt_lines() {
-        let a = advertisement(Service::UploadPack, "acme/app", "main");
+        let a = advertisement(Service::UploadPack, "acme/app", Some("main"));
         let text = String::from_utf8_lossy(&a);
         assert!(
             text.starts_with("001e# service=git-upload-pack\n0000"),
@@ -196,5 +255,23 @@ mod tests {
         assert!(text.contains("symref=HEAD:refs/heads/main"));
         assert!(text.ends_with("0000"));
         assert_eq!(object_id("a", "b").len(), 40);
+    }
+
+    #[test]
+    fn empty_repository_is_capabilities_line() {
+        let a = refs_advertisement(Service::ReceivePack, "acme/app", None);
+        let text = String::from_utf8_lossy(&a);
+        let len = usize::from_str_radix(&text[..4], 16).unwrap();
+        assert_eq!(len + 4, text.len(), "one pkt-line, then the flush: {text}");
+        assert!(
+            text[4..].starts_with(&format!(
+                "{} capabilities^{{}}\0report-status",
+                "0".repeat(40)
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with("\n0000"));
+        let up = refs_advertisement(Service::UploadPack, "acme/app", None);
+        assert!(!String::from_utf8_lossy(&up).contains("symref"));
     }
 }

@@ -20,6 +20,7 @@
 
 pub mod fixture;
 pub mod pki;
+pub mod ssh;
 
 mod cloud;
 mod dc;
@@ -37,4 +38,5 @@ pub use error::SimError;
 pub use fixture::Fixture;
 pub use pki::{CertMode, Pki};
 pub use running::{Running, Simulator};
+pub use ssh::{SshAuth, SshEvent, SshEventKind};
 pub use state::RecordedRequest;

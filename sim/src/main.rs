@@ -1,8 +1,9 @@
 //! `bbconn-sim --fixture FILE [--pki-dir DIR]`: serve a fixture until SIGINT/SIGTERM.
 //!
 //! Prints one JSON line to stdout once every listener is bound:
-//! `{"listeners":{"name":"127.0.0.1:PORT",...},"ca":"DIR/ca.crt"}`. Logs go to stderr
-//! (`RUST_LOG`, default `info`).
+//! `{"listeners":{"name":"127.0.0.1:PORT",...},"ca":"DIR/ca.crt"}`, with
+//! `"sshHostKeys":{"name":["ssh-ed25519 AAAA...",...],...}` when the fixture has SSH listeners
+//! (for a known_hosts file). Logs go to stderr (`RUST_LOG`, default `info`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -61,8 +62,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .map(|(name, addr)| (name, json!(addr.to_string())))
         .collect();
+    let ssh_host_keys: serde_json::Map<String, serde_json::Value> = running
+        .listeners()
+        .into_iter()
+        .map(|(name, _)| {
+            let keys = running.ssh_host_keys(&name);
+            (name, keys)
+        })
+        .filter(|(_, keys)| !keys.is_empty())
+        .map(|(name, keys)| (name, json!(keys)))
+        .collect();
     let ca = dir.join("ca.crt");
-    let line = json!({"listeners": listeners, "ca": ca.display().to_string()});
+    let mut line = json!({"listeners": listeners, "ca": ca.display().to_string()});
+    if !ssh_host_keys.is_empty() {
+        line["sshHostKeys"] = json!(ssh_host_keys);
+    }
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{line}")?;
     stdout.flush()?;

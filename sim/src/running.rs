@@ -4,6 +4,7 @@ use crate::error::SimError;
 use crate::fixture::Fixture;
 use crate::pki::Pki;
 use crate::server;
+use crate::ssh::{self, SshEvent};
 use crate::state::{self, RecordedRequest};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ impl Simulator {
         let started = server::start(fixture, pki).await?;
         Ok(Running {
             shared: started.shared,
+            ssh: started.ssh,
             shutdown: started.shutdown,
             tasks: started.tasks,
         })
@@ -27,6 +29,7 @@ impl Simulator {
 /// A running simulator. Dropping it stops every listener.
 pub struct Running {
     shared: Arc<state::Shared>,
+    ssh: Arc<ssh::SshRt>,
     shutdown: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -93,6 +96,34 @@ impl Running {
     /// CAPTCHA on the web page or an administrator's "Clear CAPTCHA" does.
     pub fn reset_failed_logins(&self, user: Option<&str>) {
         self.shared.dc.reset_failed_logins(user);
+    }
+
+    /// The host keys an SSH listener serves, as OpenSSH public key lines (`ssh-ed25519
+    /// AAAA...`, no comment); empty for a listener that is not SSH.
+    pub fn ssh_host_keys(&self, listener: &str) -> Vec<String> {
+        self.shared
+            .listeners
+            .iter()
+            .position(|l| l.name == listener)
+            .map(|i| self.ssh.host_keys(i))
+            .unwrap_or_default()
+    }
+
+    /// known_hosts lines for an SSH listener's host keys under `host` and `port` (written
+    /// `[host]:port` unless the port is 22), for `ssh -o UserKnownHostsFile=...`.
+    pub fn ssh_known_hosts(&self, listener: &str, host: &str, port: u16) -> Vec<String> {
+        ssh::known_hosts_lines(host, port, &self.ssh_host_keys(listener))
+    }
+
+    /// Everything the SSH listeners saw, in order: connections, key checks, commands, other
+    /// requests (recorded whatever `recordRequests` says: SSH tests are short).
+    pub fn ssh_events(&self) -> Vec<SshEvent> {
+        self.ssh.log.events()
+    }
+
+    /// Forgets the SSH events.
+    pub fn clear_ssh_events(&self) {
+        self.ssh.log.clear();
     }
 
     /// Stops accepting, closes open connections, and waits for the listener tasks to end.

@@ -54,12 +54,14 @@ fn normalise_base_path(p: &str) -> String {
 /// [`crate::Running`] holds.
 pub(crate) struct Started {
     pub shared: Arc<Shared>,
+    pub ssh: Arc<crate::ssh::SshRt>,
     pub shutdown: tokio::sync::watch::Sender<bool>,
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 pub(crate) async fn start(fixture: Fixture, pki: &Pki) -> Result<Started, SimError> {
     model::validate(&fixture)?;
+    let ssh = Arc::new(crate::ssh::SshRt::new(&fixture)?);
     let mut bound = Vec::new();
     let mut listeners = Vec::new();
     for l in &fixture.listeners {
@@ -96,7 +98,18 @@ pub(crate) async fn start(fixture: Fixture, pki: &Pki) -> Result<Started, SimErr
         .into_iter()
         .enumerate()
         .map(|(i, (tcp, acceptor))| {
-            tokio::spawn(accept_loop(shared.clone(), i, tcp, acceptor, rx.clone()))
+            if shared.listeners[i].kind == ListenerKind::Ssh {
+                let ssh = ssh.clone();
+                tokio::spawn(crate::ssh::accept_loop(
+                    shared.clone(),
+                    ssh,
+                    i,
+                    tcp,
+                    rx.clone(),
+                ))
+            } else {
+                tokio::spawn(accept_loop(shared.clone(), i, tcp, acceptor, rx.clone()))
+            }
         })
         .collect();
     for l in &shared.listeners {
@@ -104,6 +117,7 @@ pub(crate) async fn start(fixture: Fixture, pki: &Pki) -> Result<Started, SimErr
     }
     Ok(Started {
         shared,
+        ssh,
         shutdown: tx,
         tasks,
     })

@@ -111,6 +111,8 @@ pub enum RepoAnswer {
     /// `clone`: the https clone URL Bitbucket advertises (links.clone).
     Visible {
         clone: Option<String>,
+        /// The ssh clone URL it advertises (links.clone, name "ssh").
+        ssh_clone: Option<String>,
     },
     NotFound(String),
     /// 403: the credential lacks a scope the endpoint needs; the message lists them.
@@ -127,6 +129,7 @@ pub async fn repository(
     match r.status.as_u16() {
         200 => Ok(RepoAnswer::Visible {
             clone: r.json().as_ref().and_then(super::git::clone_url),
+            ssh_clone: r.json().as_ref().and_then(super::git::ssh_clone_url),
         }),
         404 | 401 => Ok(RepoAnswer::NotFound(error_message(&r))),
         403 => {

@@ -199,6 +199,8 @@ pub enum RepoAnswer {
     Visible {
         name: String,
         clone: Option<String>,
+        /// The ssh clone URL it advertises (links.clone, name "ssh").
+        ssh_clone: Option<String>,
     },
     NotFound(String),
 }
@@ -219,6 +221,7 @@ pub async fn repository(api: &mut Api<'_>, project: &str, slug: &str) -> Result<
                     .and_then(|v| v.get("name").and_then(|n| n.as_str()).map(str::to_string))
                     .unwrap_or_else(|| slug.to_string()),
                 clone: body.as_ref().and_then(super::git::clone_url),
+                ssh_clone: body.as_ref().and_then(super::git::ssh_clone_url),
             })
         }
         // Bitbucket hides repositories the user cannot see behind 404 (or 401 for no permission).

@@ -143,6 +143,16 @@ pub fn parse_advertisement(
         Some(Err(e)) => return Err(e),
         _ => return Err("no flush-pkt after the service line".into()),
     }
+    refs(pkts)
+}
+
+/// The ref advertisement as git's pack protocol sends it over SSH: ref lines up to a flush-pkt,
+/// with no service line before them (gitprotocol-pack.txt).
+pub fn parse_refs(body: &[u8]) -> Result<Advertisement, String> {
+    refs(PktLines { rest: body })
+}
+
+fn refs(mut pkts: PktLines<'_>) -> Result<Advertisement, String> {
     let mut refs = 0;
     let mut head = None;
     let mut first_ref = true;
@@ -244,6 +254,17 @@ pub fn clone_url(repo: &serde_json::Value) -> Option<String> {
                 .then(|| l.get("href")?.as_str().map(str::to_string))
                 .flatten()
         })
+    })
+}
+
+/// The ssh clone URL in a repository's REST answer: `links.clone[]` named `ssh`
+/// (`ssh://git@host:7999/proj/slug.git` on Data Center, `git@host:ws/slug.git` on Cloud).
+pub fn ssh_clone_url(repo: &serde_json::Value) -> Option<String> {
+    let links = repo.pointer("/links/clone")?.as_array()?;
+    links.iter().find_map(|l| {
+        (l.get("name")?.as_str()? == "ssh")
+            .then(|| l.get("href")?.as_str().map(str::to_string))
+            .flatten()
     })
 }
 

@@ -5,6 +5,7 @@ pub mod answers;
 pub mod authenticated;
 pub mod credentials;
 pub mod git_access;
+pub mod host_key;
 pub mod network_path;
 pub mod reachable;
 pub mod repositories;

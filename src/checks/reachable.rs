@@ -7,6 +7,10 @@ use crate::transport::{ConnectError, ResolveError};
 /// The URL alone: scheme and port. Checked before any packet is sent, so a credential is never
 /// offered over plain HTTP or to a port the consumers will not use.
 pub fn check_url(url: &url::Url, allowed_ports: &[u16]) -> Result<u16, Finding> {
+    // git over SSH: the port is where the consumer connects (the caller allows it).
+    if url.scheme() == "ssh" {
+        return Ok(url.port().unwrap_or(22));
+    }
     if url.scheme() != "https" {
         return Err(Finding::new(
             Cause::PlainHttpNotAllowed,

@@ -3,7 +3,8 @@
 //! InvalidSpec, which the catalogue (`src/catalogue.rs`) lets any check report.
 
 use super::Finding;
-use crate::api::BitbucketConnectionSpec;
+use crate::api::{BitbucketConnectionSpec, GitTransport};
+use crate::catalogue::Check;
 use crate::catalogue::Cause;
 use crate::profiles::{self, Effective};
 
@@ -43,6 +44,21 @@ pub fn origin(raw: &str, what: &str) -> Result<Origin, Finding> {
         ));
     }
     Ok(Origin { url, host })
+}
+
+/// The checks a connection is judged by: HostKeyVerified only over SSH; a connection checked
+/// over SSH alone (no spec.auth) has no TLS, no token scopes to judge.
+pub fn applicable(spec: &BitbucketConnectionSpec) -> Vec<Check> {
+    let ssh = spec.git_transport() == GitTransport::Ssh;
+    let rest = spec.auth.is_some();
+    Check::ALL
+        .into_iter()
+        .filter(|c| match c {
+            Check::HostKeyVerified => ssh,
+            Check::TlsVerified | Check::ScopesSufficient => rest,
+            _ => true,
+        })
+        .collect()
 }
 
 /// What the profiles and the spec require, and the API origin.

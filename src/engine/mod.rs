@@ -26,13 +26,18 @@ pub struct Target<'a> {
     pub namespace: &'a str,
     pub name: &'a str,
     pub spec: &'a BitbucketConnectionSpec,
-    pub secret: &'a Lookup,
+    /// The Secret spec.auth.secretRef names; None without spec.auth.
+    pub secret: Option<&'a Lookup>,
     /// Only when spec.tls.caBundleRef is set.
     pub ca_bundle: Option<&'a Lookup>,
     /// Do not reuse a shared result (a user asked for a re-check).
     pub fresh: bool,
     /// Only when spec.network.egressProxy.secretRef is set: the proxy's credentials.
     pub egress_proxy_secret: Option<&'a Lookup>,
+    /// Transport SSH: the Secret spec.git.ssh.secretRef names.
+    pub ssh_secret: Option<&'a Lookup>,
+    /// Only when spec.git.ssh.knownHostsRef is set.
+    pub known_hosts: Option<&'a Lookup>,
 }
 
 /// The operator-wide environment.
@@ -78,20 +83,21 @@ pub async fn run(env: &Arc<Env>, t: Target<'_>) -> Report {
         Ok(v) => v,
         Err(f) => return Report::invalid(f),
     };
+    let applies = checks::spec::applicable(t.spec);
     let mut verdicts = verdicts::Verdicts::started();
     let resolved = match pipeline::credentials::resolve(&t) {
         Ok(r) => r,
         Err(pipeline::credentials::Unresolved::Invalid(f)) => return Report::invalid(f),
         Err(pipeline::credentials::Unresolved::Failed(r)) => {
             verdicts.record(r);
-            return Report::stopped(verdicts);
+            return Report::stopped(verdicts, &applies);
         }
     };
     verdicts.record(resolved.verdict.clone());
     let input = share::ProbeInput::new(&t, req, api_origin, &resolved);
     let secrets = report::Secrets::of(&resolved, &input);
     let (probed, fresh_until) = share::probe(env, input, t.fresh, t.spec.interval()).await;
-    Report::assemble(verdicts, probed, fresh_until, &secrets)
+    Report::assemble(verdicts, probed, fresh_until, &secrets, &applies)
 }
 
 /// Exposed for the benchmark and tests: how many requests a run sent.

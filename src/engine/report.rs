@@ -39,7 +39,7 @@ pub struct Report {
 /// The secret values a report must not carry: the credential, the consumer's git credential,
 /// the egress proxy's password.
 pub(super) struct Secrets {
-    credential: Credential,
+    credential: Option<Credential>,
     git: Option<GitCredential>,
     proxy: Option<(String, String)>,
 }
@@ -47,8 +47,8 @@ pub(super) struct Secrets {
 impl Secrets {
     pub(super) fn of(resolved: &Resolved, input: &ProbeInput) -> Secrets {
         Secrets {
-            credential: resolved.credentials.credential.clone(),
-            git: resolved.credentials.git.clone(),
+            credential: resolved.credentials.as_ref().map(|c| c.credential.clone()),
+            git: resolved.credentials.as_ref().and_then(|c| c.git.clone()),
             proxy: input.egress_pair(),
         }
     }
@@ -94,9 +94,9 @@ impl Report {
     }
 
     /// The run stopped before Bitbucket was contacted.
-    pub(super) fn stopped(verdicts: Verdicts) -> Report {
+    pub(super) fn stopped(verdicts: Verdicts, applies: &[Check]) -> Report {
         let mut report = Report::empty();
-        (report.results, report.durations) = verdicts.in_order();
+        (report.results, report.durations) = verdicts.in_order(applies);
         report
     }
 
@@ -105,10 +105,11 @@ impl Report {
         probed: Probed,
         fresh_until: Option<std::time::Instant>,
         secrets: &Secrets,
+        applies: &[Check],
     ) -> Report {
         let mut report = Report::empty();
         verdicts.extend(probed.results, probed.durations);
-        (report.results, report.durations) = verdicts.in_order();
+        (report.results, report.durations) = verdicts.in_order(applies);
         let found = probed.found;
         report.server = found.server;
         report.certificate = found.certificate;
@@ -117,7 +118,9 @@ impl Report {
         report.requests = found.requests;
         report.rate_limits = found.rate_limits;
         report.fresh_until = fresh_until;
-        report.scrub(&Scrubber::from_credential(&secrets.credential));
+        if let Some(c) = &secrets.credential {
+            report.scrub(&Scrubber::from_credential(c));
+        }
         if let Some(g) = &secrets.git {
             let secret = g.secret().expose();
             let pairs: Vec<(&str, &str)> = g.username().map(|u| (u, secret)).into_iter().collect();

@@ -7,6 +7,7 @@ use crate::api::{AuthMethod, BitbucketConnectionSpec};
 use crate::catalogue::Check;
 use crate::checks::spec::Origin;
 use crate::checks::{self, CheckResult, Finding};
+use crate::checks::credentials::ssh::SshCredential;
 use crate::credential::{Credential, GitCredential, SecretString};
 use crate::profiles::Effective;
 use std::sync::Arc;
@@ -18,11 +19,10 @@ pub(super) struct ProbeInput {
     pub spec: BitbucketConnectionSpec,
     pub req: Effective,
     pub api_origin: Origin,
-    pub credential: Credential,
-    /// spec.auth.method, or what CredentialsResolved inferred from a consumer's Secret.
-    pub method: AuthMethod,
-    /// With spec.auth.secretRef.format: exactly what the consumer sends to git.
-    pub git_credential: Option<GitCredential>,
+    /// The REST credential: None for a connection checked over SSH alone (no spec.auth).
+    pub rest: Option<Rest>,
+    /// Transport SSH: the consumer's key and known_hosts.
+    pub ssh: Option<SshCredential>,
     /// The CA bundle's bytes, or why it could not be had (reported under TLSVerified).
     pub ca: Result<Vec<u8>, Finding>,
     /// The Secret's bbconn.dev/expires-at, where set.
@@ -32,6 +32,16 @@ pub(super) struct ProbeInput {
     /// Basic credentials for spec.network.egressProxy, or why they could not be had (reported
     /// under NetworkPathValid when the proxy is used).
     pub egress_auth: Result<Option<(SecretString, SecretString)>, Finding>,
+}
+
+/// The credential the REST checks (and git over HTTPS) send.
+#[derive(Clone, Debug)]
+pub(super) struct Rest {
+    pub credential: Credential,
+    /// spec.auth.method, or what CredentialsResolved inferred from a consumer's Secret.
+    pub method: AuthMethod,
+    /// With spec.auth.secretRef.format: exactly what the consumer sends to git.
+    pub git_credential: Option<GitCredential>,
 }
 
 /// The results of the Bitbucket-facing checks (every check after CredentialsResolved), as
@@ -65,9 +75,12 @@ impl ProbeInput {
             spec: spec.clone(),
             req,
             api_origin,
-            credential: resolved.credentials.credential.clone(),
-            method: resolved.credentials.method,
-            git_credential: resolved.credentials.git.clone(),
+            rest: resolved.credentials.as_ref().map(|c| Rest {
+                credential: c.credential.clone(),
+                method: c.method,
+                git_credential: c.git.clone(),
+            }),
+            ssh: resolved.ssh.clone(),
             declared_expiry: resolved.declared_expiry,
             fresh: t.fresh,
         }
@@ -87,21 +100,45 @@ impl ProbeInput {
         use sha2::{Digest, Sha256};
         let mut spec = self.spec.clone();
         spec.interval = None;
-        spec.auth.secret_ref.name.clear();
+        if let Some(a) = spec.auth.as_mut() {
+            a.secret_ref.name.clear();
+        }
+        if let Some(s) = spec.git.as_mut().and_then(|g| g.ssh.as_mut()) {
+            // The key and host keys enter below, by value: which objects held them does not count.
+            s.secret_ref = None;
+            s.known_hosts_ref = None;
+        }
         let mut h = Sha256::new();
         h.update(serde_json::to_vec(&spec).unwrap_or_default());
-        for v in self.credential.key_material() {
+        if let Some(ssh) = &self.ssh {
+            h.update(b"ssh");
+            h.update(ssh.key.public_key().to_bytes().unwrap_or_default());
+            for v in [ssh.known_hosts.as_str(), ssh.url.as_deref().unwrap_or_default()] {
+                h.update((v.len() as u64).to_le_bytes());
+                h.update(v.as_bytes());
+            }
+        }
+        let Some(rest) = &self.rest else {
+            return self.key_rest(h);
+        };
+        for v in rest.credential.key_material() {
             h.update((v.len() as u64).to_le_bytes());
             h.update(v.as_bytes());
         }
-        h.update(format!("{:?}", self.method).as_bytes());
-        if let Some(g) = &self.git_credential {
+        h.update(format!("{:?}", rest.method).as_bytes());
+        if let Some(g) = &rest.git_credential {
             // The user name git is sent decides GitAccess's verdict as much as the secret.
             for v in [g.username().unwrap_or("<bearer>"), g.secret().expose()] {
                 h.update((v.len() as u64).to_le_bytes());
                 h.update(v.as_bytes());
             }
         }
+        self.key_rest(h)
+    }
+
+    /// The inputs every run shares: CA bundle, declared expiry, proxy credentials.
+    fn key_rest(&self, mut h: sha2::Sha256) -> crate::memo::Key {
+        use sha2::Digest;
         match &self.ca {
             Ok(b) => h.update(b),
             Err(f) => h.update(f.message.as_bytes()),
@@ -125,31 +162,51 @@ impl ProbeInput {
     /// The credential in the form git is sent it (the Authorization header), and where.
     pub(super) fn git_credential_key(
         &self,
+        rest: &Rest,
         authorization: &http::HeaderValue,
     ) -> crate::withhold::Key {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         h.update(b"git");
-        h.update(self.credential_key());
+        h.update(self.credential_key(rest));
         h.update(authorization.as_bytes());
+        h.finalize().into()
+    }
+
+    /// The consumer's SSH key as the server sees it: the public key, the user and where.
+    pub(super) fn ssh_key(&self, user: &str, host: &str, port: u16) -> crate::withhold::Key {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"ssh");
+        for part in [user, &host.to_ascii_lowercase(), &port.to_string()] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        if let Some(s) = &self.ssh {
+            h.update(s.key.public_key().to_bytes().unwrap_or_default());
+        }
         h.finalize().into()
     }
 
     /// The credential as Bitbucket sees it: the secret values and where they are sent. Shared
     /// by every connection that sends the same credential to the same server, so they share the
     /// rule that a rejected credential is not sent again.
-    pub(super) fn credential_key(&self) -> crate::withhold::Key {
+    pub(super) fn credential_key(&self, rest: &Rest) -> crate::withhold::Key {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         for part in [
             self.spec.base_url(),
-            self.spec.auth.token_url.as_deref().unwrap_or_default(),
-            &format!("{:?}/{:?}", self.spec.flavor, self.method),
+            self.spec
+                .auth
+                .as_ref()
+                .and_then(|a| a.token_url.as_deref())
+                .unwrap_or_default(),
+            &format!("{:?}/{:?}", self.spec.flavor, rest.method),
         ] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
-        for v in self.credential.key_material() {
+        for v in rest.credential.key_material() {
             h.update((v.len() as u64).to_le_bytes());
             h.update(v.as_bytes());
         }

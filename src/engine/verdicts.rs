@@ -47,16 +47,18 @@ impl Verdicts {
         (self.results, self.durations)
     }
 
-    /// One per check, in check order; a check not reached is NotChecked after the first that
-    /// failed (a run stops only at a failure, so one exists whenever a check is missing).
-    pub(super) fn in_order(mut self) -> (Vec<CheckResult>, Vec<(Check, Duration)>) {
+    /// One per check that applies (`checks::spec::applicable`), in check order; a check not
+    /// reached is NotChecked after the first that failed (a run stops only at a failure, so
+    /// one exists whenever a check is missing).
+    pub(super) fn in_order(mut self, applies: &[Check]) -> (Vec<CheckResult>, Vec<(Check, Duration)>) {
+        self.results.retain(|r| applies.contains(&r.check));
         let failed = Check::ALL.into_iter().find(|c| {
             self.results
                 .iter()
                 .any(|r| r.check == *c && r.failure().is_some())
         });
         let mut out = Vec::with_capacity(Check::ALL.len());
-        for c in Check::ALL {
+        for c in Check::ALL.into_iter().filter(|c| applies.contains(c)) {
             match self.results.iter().position(|r| r.check == c) {
                 Some(i) => out.push(self.results.swap_remove(i)),
                 None => out.push(CheckResult {
@@ -91,7 +93,7 @@ mod tests {
         v.record(CheckResult::passed(Check::TlsVerified, "ok"));
         let f = Finding::new(Cause::CertificateUntrusted, "token endpoint: untrusted");
         v.record(CheckResult::failed(Check::TlsVerified, f.clone()));
-        let (results, durations) = v.in_order();
+        let (results, durations) = v.in_order(&Check::ALL);
         assert_eq!(
             durations.len(),
             4,
@@ -115,7 +117,7 @@ mod tests {
         v.record(CheckResult::passed(Check::CredentialsResolved, "ok"));
         let f = Finding::new(Cause::DnsResolutionFailed, "no such host");
         v.record(CheckResult::failed(Check::Reachable, f));
-        let (results, _) = v.in_order();
+        let (results, _) = v.in_order(&Check::ALL);
         // NetworkPathValid was left to Reachable (a name that does not resolve).
         assert_eq!(
             results[1].verdict,

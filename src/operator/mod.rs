@@ -257,14 +257,19 @@ fn referencing(
         .filter_map(|w| w.0.as_ref().ok())
         .filter(|c| c.namespace().as_deref() == Some(ns))
         .filter(|c| {
-            let secret = kind == CaBundleKind::Secret && c.spec.auth.secret_ref.name == name;
+            let spec = &c.spec;
+            let secret = kind == CaBundleKind::Secret
+                && (spec.auth_secret() == Some(name) || spec.ssh_secret() == Some(name));
+            let known_hosts = spec
+                .known_hosts_ref()
+                .is_some_and(|r| r.kind == kind && r.name == name);
             let ca = c
                 .spec
                 .tls
                 .as_ref()
                 .and_then(|t| t.ca_bundle_ref.as_ref())
                 .is_some_and(|r| r.kind == kind && r.name == name);
-            secret || ca
+            secret || ca || known_hosts
         })
         .map(|c| ObjectRef::new(&c.name_any()).within(ns))
         .collect()

@@ -203,7 +203,21 @@ async fn check(obj: &BitbucketConnection, ctx: Arc<Ctx>) -> Result<Action, Recon
     // once on one credential still share one set of requests.
     let fresh = (requested.is_some() && requested != handled) || (old.is_some() && new_generation);
 
-    let secret = lookup_secret(&ctx, &ns, &spec.auth.secret_ref.name).await;
+    let secret = match spec.auth_secret() {
+        Some(n) => Some(lookup_secret(&ctx, &ns, n).await),
+        None => None,
+    };
+    let ssh_secret = match spec.ssh_secret() {
+        Some(n) => Some(lookup_secret(&ctx, &ns, n).await),
+        None => None,
+    };
+    let known_hosts = match spec.known_hosts_ref() {
+        None => None,
+        Some(r) => Some(match r.kind {
+            CaBundleKind::ConfigMap => lookup_configmap(&ctx, &ns, &r.name).await,
+            CaBundleKind::Secret => lookup_secret(&ctx, &ns, &r.name).await,
+        }),
+    };
     let ca = match spec.tls.as_ref().and_then(|t| t.ca_bundle_ref.as_ref()) {
         None => None,
         Some(r) => Some(match r.kind {
@@ -222,10 +236,12 @@ async fn check(obj: &BitbucketConnection, ctx: Arc<Ctx>) -> Result<Action, Recon
             namespace: &ns,
             name: &name,
             spec,
-            secret: &secret,
+            secret: secret.as_ref(),
             ca_bundle: ca.as_ref(),
             fresh,
             egress_proxy_secret: egress_proxy_secret.as_ref(),
+            ssh_secret: ssh_secret.as_ref(),
+            known_hosts: known_hosts.as_ref(),
         },
     );
     let report: Report = if new_generation {

@@ -8,4 +8,5 @@ mod datacenter;
 mod fixtures;
 mod openapi;
 mod real_answers;
+mod ssh;
 mod transport;

@@ -4,7 +4,7 @@
 
 use super::tls::Secured;
 use super::token::{self, Exchange, Failed};
-use super::{Leg, Run, Step};
+use super::{Leg, Rest, Run, Step};
 use crate::api::{AuthMethod, CredentialInfo, ExpirySource, Flavor, ServerInfo};
 use crate::bitbucket::{Api, Identity, cloud, datacenter, oauth};
 use crate::catalogue::Check;
@@ -34,6 +34,7 @@ pub(super) async fn session(env: &Env, s: Secured) -> Result<Session, CheckResul
 
 pub(super) async fn check(
     run: &mut Run<'_>,
+    rest: &Rest,
     leg: &Leg<'_>,
     secured: Secured,
 ) -> Step<Authenticated> {
@@ -51,20 +52,20 @@ pub(super) async fn check(
     run.found.certificate = leaf;
 
     let mut identity = Identity::default();
-    let credential_key = t.credential_key();
+    let credential_key = t.credential_key(rest);
     if !t.fresh
         && let Some((refused, since)) = env.withheld.get(&credential_key)
     {
-        let mut info = credential_info(t.method, &identity, t.declared_expiry);
+        let mut info = credential_info(rest.method, &identity, t.declared_expiry);
         info.withheld_since = Some(since.to_string());
         run.found.credential = Some(info);
         return Err(failed(crate::withhold::notice(&refused, since)));
     }
-    let shown = show(run, &mut session, &mut identity).await;
+    let shown = show(run, rest, &mut session, &mut identity).await;
     if let Some(s) = run.found.server.as_mut() {
         s.version = identity.server_version.clone();
     }
-    run.found.credential = Some(credential_info(t.method, &identity, t.declared_expiry));
+    run.found.credential = Some(credential_info(rest.method, &identity, t.declared_expiry));
     match shown {
         Err(Failed::Authenticated(f)) => {
             if f.cause.withholds_credential() {
@@ -83,8 +84,8 @@ pub(super) async fn check(
         t.spec.expiry_warning(),
     )
     .map_err(failed)?;
-    if t.method == AuthMethod::Basic {
-        warnings.push(authenticated::basic_discouraged(t.git_credential.is_some()));
+    if rest.method == AuthMethod::Basic {
+        warnings.push(authenticated::basic_discouraged(rest.git_credential.is_some()));
     }
     let who = identity
         .user
@@ -98,13 +99,14 @@ pub(super) async fn check(
 /// Shows the credential the method's way, filling `identity` with what Bitbucket said.
 async fn show(
     run: &mut Run<'_>,
+    rest: &Rest,
     session: &mut Session,
     identity: &mut Identity,
 ) -> Result<(), Failed> {
     let t = run.input;
     let spec = &t.spec;
     let base_path = t.api_origin.url.path().trim_end_matches('/').to_string();
-    match (spec.flavor, &t.credential) {
+    match (spec.flavor, &rest.credential) {
         (_, Credential::AppPassword { .. }) => Err(authenticated::app_password().into()),
         (
             Flavor::Cloud,
@@ -115,8 +117,8 @@ async fn show(
         ) => {
             let token_url = spec
                 .auth
-                .token_url
-                .as_deref()
+                .as_ref()
+                .and_then(|a| a.token_url.as_deref())
                 .unwrap_or(crate::api::CLOUD_TOKEN_URL);
             let ex = Exchange::ClientCredentials {
                 id: client_id,
@@ -132,7 +134,7 @@ async fn show(
                 identity.authorization = Some(bearer(access_token.expose()));
                 identity.scopes = scopes;
             }
-            cloud_identity(run, session, &base_path, identity).await?;
+            cloud_identity(run, rest.method, session, &base_path, identity).await?;
             identity.kind = identity.kind.take().or(Some("oauth2".into()));
             Ok(())
         }
@@ -148,7 +150,8 @@ async fn show(
                 "{}/rest/oauth2/latest/token",
                 spec.base_url().trim_end_matches('/')
             );
-            let token_url = spec.auth.token_url.clone().unwrap_or(match spec.flavor {
+            let token_url = spec.auth.as_ref().and_then(|a| a.token_url.clone());
+            let token_url = token_url.unwrap_or(match spec.flavor {
                 Flavor::Cloud => crate::api::CLOUD_TOKEN_URL.to_string(),
                 Flavor::DataCenter => default_dc,
             });
@@ -164,12 +167,13 @@ async fn show(
         }
         (Flavor::Cloud, c) => {
             identity.authorization = c.authorization();
-            cloud_identity(run, session, &base_path, identity).await
+            cloud_identity(run, rest.method, session, &base_path, identity).await
         }
         (Flavor::DataCenter, c) => {
             identity.authorization = c.authorization();
             let mut api = Api::new(session, &base_path, identity.authorization.clone());
-            let result = datacenter_identity(run, &mut api, &base_path, c, identity).await;
+            let result =
+                datacenter_identity(run, rest.method, &mut api, &base_path, c, identity).await;
             run.found.collect(&api);
             result.map_err(Failed::from)
         }
@@ -180,6 +184,7 @@ async fn show(
 /// the granted scopes (scopes already learned from a token endpoint are kept: they are its answer).
 async fn cloud_identity(
     run: &mut Run<'_>,
+    method: AuthMethod,
     session: &mut Session,
     base_path: &str,
     identity: &mut Identity,
@@ -188,7 +193,7 @@ async fn cloud_identity(
     let who = cloud::whoami(&mut api).await;
     run.found.collect(&api);
     let who = who.map_err(Finding::from)?;
-    authenticated::cloud(run.input.method, base_path, &who)?;
+    authenticated::cloud(method, base_path, &who)?;
     match who {
         cloud::UserAnswer::Accepted { user, kind, scopes } => {
             identity.user = user;
@@ -210,6 +215,7 @@ async fn cloud_identity(
 /// permissions, expiry) where the token's owner may read it.
 async fn datacenter_identity(
     run: &Run<'_>,
+    method: AuthMethod,
     api: &mut Api<'_>,
     base_path: &str,
     c: &Credential,
@@ -223,7 +229,7 @@ async fn datacenter_identity(
         identity.server_version = version.clone();
     }
     let declared_expired = t.declared_expiry.is_some_and(|at| at <= (run.env.clock)());
-    authenticated::datacenter(t.method, base_path, &who, declared_expired)?;
+    authenticated::datacenter(method, base_path, &who, declared_expired)?;
     if let datacenter::WhoAmI::Accepted { user, .. } = who {
         identity.user = Some(user);
     }

@@ -15,19 +15,45 @@ use tokio::net::TcpStream;
 pub(super) struct Connected {
     pub stream: TcpStream,
     pub port: u16,
+    /// The way it went, for another connection to the same origin (SSH makes several).
+    pub route: Route,
 }
 
 pub(super) async fn open(run: &Run<'_>, leg: &Leg<'_>, path: Path) -> Step<Connected> {
-    let (env, o) = (run.env, leg.origin);
+    let o = leg.origin;
     let reachable = |f| CheckResult::failed(Check::Reachable, f);
-    let npv = |f| CheckResult::failed(Check::NetworkPathValid, f);
     let route = match path {
         Path::Routed(route) => route,
         Path::Unresolved(e) => return Err(reachable(reachable::unresolved(&o.host, e.as_ref()))),
     };
     let port = reachable::check_url(&o.url, &leg.allowed).map_err(reachable)?;
     let mut decided = Vec::new();
-    let stream = match &route {
+    let stream = dial(run, leg, &route, port).await?;
+    if !matches!(route, Route::Direct(_)) {
+        decided.push(network_path::passed(&o.host, &route));
+    }
+    decided.push(reachable::passed(&o.host, port));
+    Ok((
+        Connected {
+            stream,
+            port,
+            route,
+        },
+        decided,
+    ))
+}
+
+/// A connection to the origin along `route`: the first, or another one like it.
+pub(super) async fn dial(
+    run: &Run<'_>,
+    leg: &Leg<'_>,
+    route: &Route,
+    port: u16,
+) -> Result<TcpStream, CheckResult> {
+    let (env, o) = (run.env, leg.origin);
+    let reachable = |f| CheckResult::failed(Check::Reachable, f);
+    let npv = |f| CheckResult::failed(Check::NetworkPathValid, f);
+    Ok(match route {
         Route::Direct(addrs) => env
             .net
             .connect(addrs)
@@ -54,12 +80,7 @@ pub(super) async fn open(run: &Run<'_>, leg: &Leg<'_>, path: Path) -> Step<Conne
                 ))
             })?
         }
-    };
-    if !matches!(route, Route::Direct(_)) {
-        decided.push(network_path::passed(&o.host, &route));
-    }
-    decided.push(reachable::passed(&o.host, port));
-    Ok((Connected { stream, port }, decided))
+    })
 }
 
 /// The `Proxy-Authorization` value for the egress proxy: Basic from the spec's Secret, else

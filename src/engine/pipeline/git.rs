@@ -3,7 +3,7 @@
 //! form git needs. Decided by `checks/git_access.rs`; this is the I/O.
 
 use super::repositories::Clones;
-use super::{Run, Step, settle};
+use super::{Rest, Run, Step, settle};
 use crate::api::{GitAccessLevel, GitInfo, GitRepository};
 use crate::bitbucket::git::{Answer, Service, advertisement};
 use crate::bitbucket::{Api, Identity};
@@ -18,6 +18,7 @@ use crate::transport::http::Session;
 /// GitAccess's verdict; `found.git` gets the clone URLs and the form.
 pub(super) async fn check(
     run: &mut Run<'_>,
+    rest: &Rest,
     api_session: &mut Session,
     identity: &Identity,
     clones: &Clones,
@@ -33,12 +34,12 @@ pub(super) async fn check(
         .find_map(|c| url::Url::parse(c).ok())
         .map(|u| u.username().to_string())
         .filter(|u| !u.is_empty());
-    let basic_user = match &t.credential {
+    let basic_user = match &rest.credential {
         Credential::Basic { username, .. } => Some(username.expose()),
         _ => None,
     };
     // A consumer's own Secret says exactly what it sends; else spec.git.username may.
-    let sends = match &t.git_credential {
+    let sends = match &rest.git_credential {
         Some(GitCredential::Basic { username, .. }) => Some(Sends::Basic(username.as_str())),
         Some(GitCredential::Bearer { .. }) => Some(Sends::Bearer),
         None => spec
@@ -49,19 +50,19 @@ pub(super) async fn check(
     };
     let form = git_access::form(&Inputs {
         flavor: spec.flavor,
-        method: t.method,
+        method: rest.method,
         kind: identity.kind.as_deref(),
         user: identity.user.as_deref(),
         basic_user,
         sends,
         clone_user: clone_user.as_deref(),
     });
-    let secret = match &t.git_credential {
+    let secret = match &rest.git_credential {
         Some(g) => Some(g.secret().expose().to_string()),
-        None => git_secret(&t.credential, identity),
+        None => git_secret(&rest.credential, identity),
     };
     let (Some(form), Some(secret)) = (form, secret) else {
-        return settle(git_access::unverifiable(t.method));
+        return settle(git_access::unverifiable(rest.method));
     };
     let header = match (&form.scheme, &form.username) {
         (Scheme::Basic, Some(u)) => basic(u, &secret),
@@ -72,7 +73,7 @@ pub(super) async fn check(
     // The lockout rule holds for git too: a form git refused is not sent again until the
     // Secret, the spec or bbconn.dev/requested-at changes.
     let targets = GitTarget::all(t, clones);
-    let git_key = t.git_credential_key(&header);
+    let git_key = t.git_credential_key(rest, &header);
     if !t.fresh
         && let Some((refused, since)) = env.withheld.get(&git_key)
     {
@@ -293,5 +294,6 @@ fn git_info(access: GitAccessLevel, form: &Form, repositories: Vec<GitRepository
         username: form.needed_username.clone(),
         configure: form.configure.clone(),
         repositories,
+        ssh: None,
     }
 }

@@ -8,7 +8,10 @@
 //!    method has one, the identity probe.
 //! 6. [`scopes`][]: ScopesSufficient.
 //! 7. [`repositories`][]: RepositoryAccess, and the clone URLs Bitbucket advertises.
-//! 8. [`git`][]: GitAccess.
+//! 8. [`git`][]: GitAccess over HTTPS; with transport SSH, [`ssh`][] instead: the SSH host's
+//!    path and port, HostKeyVerified, the key (Authenticated), the advertisements (GitAccess,
+//!    and RepositoryAccess when no REST step decided it). Without spec.auth, only [`ssh`][]'s
+//!    steps run.
 //!
 //! then the report (`engine/report.rs`). Steps 2 to 8 are [`run`]. A step does the I/O and hands
 //! what it saw to its check's module in `checks/`, which decides the verdict; it returns its
@@ -16,7 +19,7 @@
 //! not reached are NotChecked by one rule, in `engine/verdicts.rs`.
 
 use super::Env;
-use super::share::{ProbeInput, Probed};
+use super::share::{ProbeInput, Probed, Rest};
 use super::verdicts::Verdicts;
 use crate::api::{CredentialInfo, GitInfo, ServerInfo};
 use crate::bitbucket::{Api, RateLimit};
@@ -32,6 +35,7 @@ mod git;
 mod network;
 mod repositories;
 mod scopes;
+mod ssh;
 mod tls;
 mod token;
 
@@ -116,13 +120,24 @@ pub(super) async fn run(env: &Env, input: &ProbeInput) -> Probed {
     let mut v = Verdicts::started();
     let mut api = Leg::api(input);
     let _stopped: Result<(), Stopped> = async {
+        let Some(cred) = &input.rest else {
+            return match &input.ssh {
+                Some(ssh) => ssh::run(&mut v, &mut run, ssh, None).await,
+                None => Ok(()),
+            };
+        };
         let path = v.decide(network::path(&run, &mut api).await)?;
         let tcp = v.decide(connect::open(&run, &api, path).await)?;
         let secured = v.decide(tls::verify(&mut run, &api, tcp).await)?;
-        let mut auth = v.decide(authenticate::check(&mut run, &api, secured).await)?;
+        let mut auth = v.decide(authenticate::check(&mut run, cred, &api, secured).await)?;
         let rest = v.decide(scopes::check(&mut run, &auth.identity, &mut auth.session).await)?;
         let clones = v.decide(repositories::check(&mut run, &auth.identity, rest).await)?;
-        v.decide(git::check(&mut run, &mut auth.session, &auth.identity, &clones).await)
+        match &input.ssh {
+            Some(ssh) => ssh::run(&mut v, &mut run, ssh, Some(&clones)).await,
+            None => v.decide(
+                git::check(&mut run, cred, &mut auth.session, &auth.identity, &clones).await,
+            ),
+        }
     }
     .await;
     let (results, durations) = v.into_parts();

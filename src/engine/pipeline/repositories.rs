@@ -14,7 +14,7 @@ use crate::checks::repositories::{self, Observed};
 use crate::checks::{CheckResult, Finding};
 use std::collections::BTreeMap;
 
-/// Clone URLs by listed repository, as Bitbucket advertised them.
+/// Clone URLs by listed repository, as Bitbucket advertised them for the consumer's transport.
 pub(super) type Clones = BTreeMap<String, Option<String>>;
 
 pub(super) async fn check(
@@ -40,14 +40,18 @@ async fn observe(
         return repositories::unverifiable();
     }
     let mut results = Vec::new();
+    // The clone URLs kept are those of the transport the consumer uses.
+    let ssh = spec.git_transport() == crate::api::GitTransport::Ssh;
     for (name, required) in &req.repositories {
         let (owner, slug) = match repositories::owner_and_slug(name) {
             Ok(v) => v,
             Err(f) => return CheckResult::failed(Check::RepositoryAccess, f),
         };
         let observed = match spec.flavor {
-            Flavor::Cloud => cloud_access(api, owner, slug, *required, clones, name).await,
-            Flavor::DataCenter => dc_access(api, owner, slug, *required, clones, name).await,
+            Flavor::Cloud => cloud_access(api, owner, slug, *required, clones, name, ssh).await,
+            Flavor::DataCenter => {
+                dc_access(api, owner, slug, *required, clones, name, ssh).await
+            }
         };
         match observed {
             Ok(o) => results.push((name.clone(), *required, o)),
@@ -64,12 +68,13 @@ async fn cloud_access(
     required: Access,
     clones: &mut Clones,
     name: &str,
+    ssh: bool,
 ) -> Result<Observed, Finding> {
     match cloud::repository(api, ws, slug).await? {
         cloud::RepoAnswer::NotFound(m) => return Ok(Observed::NotFound(m)),
         cloud::RepoAnswer::ScopeMissing(m) => return Ok(Observed::ScopeMissing(m)),
-        cloud::RepoAnswer::Visible { clone } => {
-            clones.insert(name.to_string(), clone);
+        cloud::RepoAnswer::Visible { clone, ssh_clone } => {
+            clones.insert(name.to_string(), if ssh { ssh_clone } else { clone });
         }
     }
     // Ask only as high as needed, then one rung lower to say what the credential has instead.
@@ -91,11 +96,16 @@ async fn dc_access(
     required: Access,
     clones: &mut Clones,
     listed: &str,
+    ssh: bool,
 ) -> Result<Observed, Finding> {
     let name = match datacenter::repository(api, project, slug).await? {
         datacenter::RepoAnswer::NotFound(m) => return Ok(Observed::NotFound(m)),
-        datacenter::RepoAnswer::Visible { name, clone } => {
-            clones.insert(listed.to_string(), clone);
+        datacenter::RepoAnswer::Visible {
+            name,
+            clone,
+            ssh_clone,
+        } => {
+            clones.insert(listed.to_string(), if ssh { ssh_clone } else { clone });
             name
         }
     };

@@ -1,9 +1,12 @@
 //! CredentialsResolved: the Secret exists, is readable, and holds well-formed values under the
-//! keys the auth method reads. Pure: the caller fetches the Secret.
+//! keys the auth method reads (`ssh.rs`: the consumer's SSH key and known_hosts). Pure: the
+//! caller fetches the Secret.
+
+pub mod ssh;
 
 use super::git_access::{API_TOKEN_USER, TOKEN_USER};
 use super::{Finding, Lookup};
-use crate::api::{AuthMethod, BitbucketConnectionSpec, Flavor, SecretFormat};
+use crate::api::{Auth, AuthMethod, BitbucketConnectionSpec, Flavor, SecretFormat};
 use crate::catalogue::Cause;
 use crate::credential::{Credential, GitCredential, SecretString};
 use std::collections::BTreeMap;
@@ -33,7 +36,7 @@ impl Resolved {
         } else {
             "method"
         };
-        match (spec.auth.secret_ref.format, &self.git) {
+        match (spec.auth.as_ref().and_then(|a| a.secret_ref.format), &self.git) {
             (Some(format), Some(git)) => {
                 let sent = match git {
                     GitCredential::Basic { username, .. } => {
@@ -109,44 +112,53 @@ fn optional(data: &BTreeMap<String, Vec<u8>>, key: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// The Secret's data, or the cause that it cannot be had.
+fn data_of<'a>(
+    secret_name: &str,
+    secret: &'a Lookup,
+) -> Result<&'a BTreeMap<String, Vec<u8>>, Finding> {
+    match secret {
+        Lookup::Found(data, _) => Ok(data),
+        Lookup::NotFound => Err(Finding::new(
+            Cause::SecretNotFound,
+            format!("Secret {secret_name} does not exist"),
+        )),
+        Lookup::Forbidden(detail) => Err(Finding::new(
+            Cause::SecretForbidden,
+            format!("bbconn may not read Secret {secret_name}: {detail}"),
+        )),
+        Lookup::Failed(detail) => Err(Finding::new(
+            Cause::ServerError,
+            format!("reading Secret {secret_name} failed: {detail}"),
+        )),
+    }
+}
+
 /// Resolves the credential from the Secret's data. Messages name keys, never values.
 pub fn check(
     spec: &BitbucketConnectionSpec,
     secret_name: &str,
     secret: &Lookup,
 ) -> Result<Resolved, Finding> {
-    let data = match secret {
-        Lookup::Found(data, _) => data,
-        Lookup::NotFound => {
-            return Err(Finding::new(
-                Cause::SecretNotFound,
-                format!("Secret {secret_name} does not exist"),
-            ));
-        }
-        Lookup::Forbidden(detail) => {
-            return Err(Finding::new(
-                Cause::SecretForbidden,
-                format!("bbconn may not read Secret {secret_name}: {detail}"),
-            ));
-        }
-        Lookup::Failed(detail) => {
-            return Err(Finding::new(
-                Cause::ServerError,
-                format!("reading Secret {secret_name} failed: {detail}"),
-            ));
-        }
+    let data = data_of(secret_name, secret)?;
+    // The engine resolves a REST credential only where spec.auth is set.
+    let Some(auth) = spec.auth.as_ref() else {
+        return Err(Finding::new(
+            Cause::InvalidSpec,
+            "spec.auth is required unless spec.git.transport is SSH",
+        ));
     };
-    if let Some(format) = spec.auth.secret_ref.format {
-        return consumer(spec, format, secret_name, data);
+    if let Some(format) = auth.secret_ref.format {
+        return consumer(spec, auth, format, secret_name, data);
     }
     // The CRD requires spec.auth.method without a format.
-    let Some(method) = spec.auth.method else {
+    let Some(method) = auth.method else {
         return Err(Finding::new(
             Cause::InvalidSpec,
             "spec.auth.method is required unless spec.auth.secretRef.format is set",
         ));
     };
-    let keys = spec.auth.secret_ref.keys.clone().unwrap_or_default();
+    let keys = auth.secret_ref.keys.clone().unwrap_or_default();
     let get = |logical: &str, custom: &Option<String>| -> Result<SecretString, Finding> {
         let key = custom.as_deref().unwrap_or(logical);
         value(data, secret_name, key)?.ok_or_else(|| {
@@ -217,6 +229,7 @@ pub fn check(
 /// between their keys), then the REST credential that sends the same secret by the method.
 fn consumer(
     spec: &BitbucketConnectionSpec,
+    auth: &Auth,
     format: SecretFormat,
     secret_name: &str,
     data: &BTreeMap<String, Vec<u8>>,
@@ -279,7 +292,7 @@ fn consumer(
             }
         }
     };
-    let (method, inferred) = match spec.auth.method {
+    let (method, inferred) = match auth.method {
         Some(m) => (m, false),
         None => (
             match (&git, spec.flavor) {

@@ -6,6 +6,8 @@
 //! without two-step verification. This module decides which form git needs, and what each
 //! advertisement answer means.
 
+pub mod ssh;
+
 use super::{CheckResult, Finding, Verdict};
 use crate::api::{AuthMethod, Flavor, GitAccessLevel};
 use crate::bitbucket::git::{Advertisement, Answer, Service};
