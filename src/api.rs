@@ -690,7 +690,10 @@ impl BitbucketConnectionSpec {
     }
 
     pub fn git_transport(&self) -> GitTransport {
-        self.git.as_ref().and_then(|g| g.transport).unwrap_or_default()
+        self.git
+            .as_ref()
+            .and_then(|g| g.transport)
+            .unwrap_or_default()
     }
 
     /// The Secret spec.auth.secretRef names.
@@ -712,9 +715,7 @@ impl BitbucketConnectionSpec {
 
     /// The Secret a remedy names: spec.auth's, else the SSH key's.
     pub fn credential_secret(&self) -> &str {
-        self.auth_secret()
-            .or(self.ssh_secret())
-            .unwrap_or_default()
+        self.auth_secret().or(self.ssh_secret()).unwrap_or_default()
     }
 
     /// spec.git.ssh, with transport SSH.

@@ -363,10 +363,11 @@ fn resolve(objects: Objects, files: &str) -> Result<Vec<Connection>, InputError>
             ),
             detail: excerpt(&detail, MAX_DETAIL).into_owned(),
         };
-        let find = |kind: &'static str, name: &str, field: &str| match objects
-            .data
-            .get(&(kind, ns.clone(), name.to_string()))
-        {
+        let find = |kind: &'static str, name: &str, field: &str| match objects.data.get(&(
+            kind,
+            ns.clone(),
+            name.to_string(),
+        )) {
             Some((d, m)) => Ok(Lookup::Found(d.clone(), m.clone())),
             None => Err(missing(format!(
                 "{field} names {kind} {ns}/{name}, which is not in the input"

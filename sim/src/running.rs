@@ -116,7 +116,7 @@ impl Running {
     }
 
     /// Everything the SSH listeners saw, in order: connections, key checks, commands, other
-    /// requests (recorded whatever `recordRequests` says: SSH tests are short).
+    /// requests (empty when the fixture turned `recordRequests` off).
     pub fn ssh_events(&self) -> Vec<SshEvent> {
         self.ssh.log.events()
     }

@@ -351,6 +351,18 @@ mod tests {
     }
 
     type Outcome = (Option<Cause>, String, Vec<(Cause, String)>);
+    /// known_hosts, host, port, offers, presented, cause (None: True), message says, warns.
+    type Case<'a> = (
+        String,
+        &'a str,
+        u16,
+        Strs<'a>,
+        Strs<'a>,
+        Option<Cause>,
+        Strs<'a>,
+        Strs<'a>,
+    );
+    type Strs<'a> = &'a [&'a str];
 
     /// The cause (None: True), message and warnings for known_hosts `text`, a server offering
     /// `offers` and presenting `keys`.
@@ -384,9 +396,8 @@ mod tests {
         let (bb, git) = ("ssh.bitbucket.org", "git.example.com");
         let (old, new) = (&fingerprint(&key(RSA_OLD)), &fingerprint(&key(RSA_NEW)));
         let ca = format!("@cert-authority *.example.com {CA}");
-        // known_hosts, host, port, offers, presented, cause (None: True), message says, warns.
         #[rustfmt::skip]
-        let cases: &[(String, &str, u16, &[&str], &[&str], Option<Cause>, &[&str], &[&str])] = &[
+        let cases: &[Case] = &[
             // Bitbucket Cloud's move from bitbucket.org to ssh.bitbucket.org.
             (format!("bitbucket.org {ED1}\nbitbucket.org {RSA_NEW}"), bb, 22, CLOUD, ALL3,
                 Some(Unknown), &["no line for ssh.bitbucket.org"], &[]),
@@ -429,7 +440,6 @@ mod tests {
         ];
         for (i, (text, host, port, offers, keys, cause, says, warns)) in cases.iter().enumerate() {
             let (got, message, warnings) = check(text, host, *port, offers, keys);
-            eprintln!("{i}: {got:?}: {message}\n   W: {warnings:?}");
             assert_eq!(got, *cause, "case {i}: {message}");
             assert!(
                 says.iter().all(|s| message.contains(s)),

@@ -4,8 +4,8 @@
 
 use super::Finding;
 use crate::api::{BitbucketConnectionSpec, GitTransport};
-use crate::catalogue::Check;
 use crate::catalogue::Cause;
+use crate::catalogue::Check;
 use crate::profiles::{self, Effective};
 
 /// The parts of a URL the checks need.

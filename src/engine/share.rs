@@ -5,9 +5,9 @@ use super::pipeline::{self, Found, credentials::Resolved};
 use super::{Env, Target};
 use crate::api::{AuthMethod, BitbucketConnectionSpec};
 use crate::catalogue::Check;
+use crate::checks::credentials::ssh::SshCredential;
 use crate::checks::spec::Origin;
 use crate::checks::{self, CheckResult, Finding};
-use crate::checks::credentials::ssh::SshCredential;
 use crate::credential::{Credential, GitCredential, SecretString};
 use crate::profiles::Effective;
 use std::sync::Arc;
@@ -113,7 +113,10 @@ impl ProbeInput {
         if let Some(ssh) = &self.ssh {
             h.update(b"ssh");
             h.update(ssh.key.public_key().to_bytes().unwrap_or_default());
-            for v in [ssh.known_hosts.as_str(), ssh.url.as_deref().unwrap_or_default()] {
+            for v in [
+                ssh.known_hosts.as_str(),
+                ssh.url.as_deref().unwrap_or_default(),
+            ] {
                 h.update((v.len() as u64).to_le_bytes());
                 h.update(v.as_bytes());
             }

@@ -50,7 +50,10 @@ impl Verdicts {
     /// One per check that applies (`checks::spec::applicable`), in check order; a check not
     /// reached is NotChecked after the first that failed (a run stops only at a failure, so
     /// one exists whenever a check is missing).
-    pub(super) fn in_order(mut self, applies: &[Check]) -> (Vec<CheckResult>, Vec<(Check, Duration)>) {
+    pub(super) fn in_order(
+        mut self,
+        applies: &[Check],
+    ) -> (Vec<CheckResult>, Vec<(Check, Duration)>) {
         self.results.retain(|r| applies.contains(&r.check));
         let failed = Check::ALL.into_iter().find(|c| {
             self.results

@@ -67,14 +67,19 @@ struct Hold {
 impl client::Handler for Hold {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let presented = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => Presented::Key(key.clone()),
             PublicKeyOrCertificate::Certificate(c) => Presented::Certificate(Box::new(c.clone())),
         };
         let ok = match &self.accept {
             Accept::Never => false,
-            Accept::Listed(keys) => keys.iter().any(|k| k.key_data() == presented.key().key_data()),
+            Accept::Listed(keys) => keys
+                .iter()
+                .any(|k| k.key_data() == presented.key().key_data()),
         };
         if let Ok(mut seen) = self.seen.lock() {
             *seen = Some(presented);
@@ -141,52 +146,7 @@ where
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Authentication {
     Accepted,
-    /// Refused; `signed`: whether a signature was sent (the server accepted the offer, then
-    /// refused the signature), else the offer alone was refused.
-    Refused { signed: bool },
-}
-
-/// Signs only what the server asked for after it accepted the offer.
-struct KeySigner {
-    key: Arc<PrivateKey>,
-    signed: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum SignError {
-    #[error("the SSH session ended")]
-    Send(#[from] russh::SendError),
-    #[error("signing failed: {0}")]
-    Sign(String),
-}
-
-impl russh::Signer for KeySigner {
-    type Error = SignError;
-
-    async fn auth_sign(
-        &mut self,
-        _key: &russh::keys::agent::AgentIdentity,
-        hash_alg: Option<HashAlg>,
-        to_sign: Vec<u8>,
-    ) -> Result<Vec<u8>, Self::Error> {
-        self.signed = true;
-        sign(&self.key, hash_alg, &to_sign).map_err(SignError::Sign)
-    }
-}
-
-/// An SSH signature blob (RFC 4253 6.6) over `data`; RSA with the hash the session chose.
-fn sign(key: &PrivateKey, hash_alg: Option<HashAlg>, data: &[u8]) -> Result<Vec<u8>, String> {
-    use russh::keys::signature::Signer;
-    use russh::keys::ssh_key::Signature;
-    use russh::keys::ssh_key::private::KeypairData;
-    let sig: Result<Signature, _> = match key.key_data() {
-        KeypairData::Rsa(kp) => Signer::try_sign(&(kp, hash_alg), data),
-        kp => Signer::try_sign(kp, data),
-    };
-    let sig = sig.map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    russh::keys::ssh_encoding::Encode::encode(&sig, &mut out).map_err(|e| e.to_string())?;
-    Ok(out)
+    Refused,
 }
 
 impl Session {
@@ -207,25 +167,19 @@ impl Session {
         } else {
             None
         };
-        let public = key.public_key().clone();
-        let mut signer = KeySigner { key, signed: false };
-        let answer = tokio::time::timeout(
-            self.timeout,
-            self.handle
-                .authenticate_publickey_with(user, public, hash_alg, &mut signer),
-        )
-        .await
-        .map_err(|_| SshError::Timeout(self.timeout))?;
-        match answer {
-            Ok(r) if r.success() => Ok(Authentication::Accepted),
-            Ok(_) => Ok(Authentication::Refused {
-                signed: signer.signed,
-            }),
-            Err(SignError::Sign(e)) => Err(SshError::Session(format!("signing failed: {e}"))),
-            Err(SignError::Send(_)) => Err(SshError::Session(
-                "the server closed the connection during authentication".into(),
-            )),
-        }
+        // russh offers the public key without a signature first (RFC 4252 section 7) and
+        // signs only after the server's PK_OK: a refused key is never signed.
+        let with = russh::keys::PrivateKeyWithHashAlg::new(key, hash_alg);
+        let answer =
+            tokio::time::timeout(self.timeout, self.handle.authenticate_publickey(user, with))
+                .await
+                .map_err(|_| SshError::Timeout(self.timeout))?
+                .map_err(session_error)?;
+        Ok(if answer.success() {
+            Authentication::Accepted
+        } else {
+            Authentication::Refused
+        })
     }
 
     /// Runs `command` (git-upload-pack or git-receive-pack with a quoted path), reads the ref

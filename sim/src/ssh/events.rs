@@ -72,13 +72,24 @@ pub struct SshAuth {
 }
 
 /// The log of every SSH listener, shared by their connections.
-#[derive(Default)]
 pub(crate) struct SshLog {
+    /// The fixture's `recordRequests`: off for long benchmarks, so memory stays flat.
+    enabled: bool,
     events: Mutex<Vec<SshEvent>>,
 }
 
 impl SshLog {
+    pub(crate) fn new(enabled: bool) -> SshLog {
+        SshLog {
+            enabled,
+            events: Mutex::new(Vec::new()),
+        }
+    }
+
     pub(crate) fn push(&self, listener: &str, connection: u64, kind: SshEventKind) {
+        if !self.enabled {
+            return;
+        }
         lock(&self.events).push(SshEvent {
             listener: listener.to_owned(),
             connection,

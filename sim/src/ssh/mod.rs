@@ -74,7 +74,7 @@ impl SshRt {
             .collect::<Result<Vec<_>, String>>()
             .map_err(SimError::Fixture)?;
         Ok(SshRt {
-            log: events::SshLog::default(),
+            log: events::SshLog::new(f.record_requests),
             index,
             listeners,
         })

@@ -248,7 +248,6 @@ async fn cloud_ls_remote_with_user_and_access_keys() {
         assert!(out.stdout.contains("\trefs/heads/main\n"), "{out:?}");
     }
     // scp-like spelling, no .git: the path arrives without a leading slash.
-    let port = sim.addr("cloud-ssh").port().to_string();
     let out = c
         .ssh(
             &DEPLOY_ED25519,
@@ -258,7 +257,7 @@ async fn cloud_ls_remote_with_user_and_access_keys() {
             &["git-upload-pack 'acme/app'"],
         )
         .await;
-    assert_eq!(out.code, Some(0), "{port}: {out:?}");
+    assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.contains(" refs/heads/main\n"), "{out:?}");
 
     let empty = c
@@ -328,9 +327,7 @@ async fn cloud_push_dry_run_and_refusals() {
     );
 
     // bob may read app but not write it.
-    let out = c
-        .git(&*ENCRYPTED_ED25519_UNLOCKED, Some(&repo), &push)
-        .await;
+    let out = c.git(&ENCRYPTED_ED25519_UNLOCKED, Some(&repo), &push).await;
     assert!(
         out.stderr.contains("conq: repository access denied.\n"),
         "{out:?}"
@@ -642,4 +639,41 @@ fn binary_prints_ssh_host_keys() {
     assert_eq!(keys.len(), 1);
     assert_eq!(keys[0], published_host_keys(Flavor::Datacenter)[0]);
     assert!(keys[0].as_str().unwrap().starts_with("ssh-rsa "));
+}
+
+#[tokio::test]
+async fn fixture_mistakes_are_refused() {
+    let stranger = STRANGER_ED25519.public_line();
+    for (yaml, needle) in [
+        (
+            "listeners: [{ name: s, kind: ssh }]".to_owned(),
+            "serves one flavour",
+        ),
+        (
+            "listeners: [{ name: s, kind: ssh, serves: [datacenter], retiredRsaHostKey: true }]"
+                .to_owned(),
+            "retiredRsaHostKey",
+        ),
+        (
+            "cloud: { users: [{ username: a, email: a@x, sshKeys: [\"ssh-ed25519 nope\"] }] }"
+                .to_owned(),
+            "not an OpenSSH public key line",
+        ),
+        (
+            format!(
+                "cloud:\n  users:\n    - {{ username: a, email: a@x, sshKeys: [\"{stranger}\"] }}\n    - {{ username: b, email: b@x, sshKeys: [\"{stranger}\"] }}\n"
+            ),
+            "already registered",
+        ),
+    ] {
+        let fixture = bbconn_sim::Fixture::from_yaml(&yaml).unwrap();
+        let err = bbconn_sim::Simulator::start(fixture, &bbconn_sim::Pki::new())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{yaml}: {err}");
+    }
+    let sim = common::start(&fixture()).await;
+    assert!(sim.running.ssh_host_keys("dc").is_empty());
+    assert!(sim.running.ssh_host_keys("nope").is_empty());
 }

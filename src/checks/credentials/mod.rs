@@ -36,7 +36,10 @@ impl Resolved {
         } else {
             "method"
         };
-        match (spec.auth.as_ref().and_then(|a| a.secret_ref.format), &self.git) {
+        match (
+            spec.auth.as_ref().and_then(|a| a.secret_ref.format),
+            &self.git,
+        ) {
             (Some(format), Some(git)) => {
                 let sent = match git {
                     GitCredential::Basic { username, .. } => {

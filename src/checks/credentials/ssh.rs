@@ -111,7 +111,10 @@ pub fn check(
         None => None,
     };
     let key = parse_key(&pem, passphrase.as_ref().map(|p| p.expose()), &who, l.key)?;
-    let from_ref = match (ssh.and_then(|s| s.known_hosts_ref.as_ref()), known_hosts_ref) {
+    let from_ref = match (
+        ssh.and_then(|s| s.known_hosts_ref.as_ref()),
+        known_hosts_ref,
+    ) {
         (Some(r), Some(lookup)) => {
             let what = format!("{:?} {namespace}/{}", r.kind, r.name);
             let key = r.key.as_deref().unwrap_or("ssh_known_hosts");
@@ -148,7 +151,9 @@ pub fn check(
             };
             return Err(Finding::new(
                 Cause::SecretKeyMissing,
-                format!("{who} has no known_hosts: the consumer refuses every host key without it; add the host keys {hint}"),
+                format!(
+                    "{who} has no known_hosts: the consumer refuses every host key without it; add the host keys {hint}"
+                ),
             ));
         }
     };

@@ -22,7 +22,10 @@ const QUOTED: usize = 200;
 pub enum ExecAnswer {
     Advertised(Advertisement),
     /// No advertisement: the server's text (stderr), and the exit status.
-    Refused { text: String, exit: Option<u32> },
+    Refused {
+        text: String,
+        exit: Option<u32>,
+    },
     /// Something that is not git on stdout.
     NotGit(String),
 }
@@ -41,40 +44,88 @@ pub fn judge(
                 Check::GitAccess,
                 Finding::new(
                     Cause::UnexpectedResponse,
-                    format!("{} for {repo} over SSH did not answer as git: {detail}", service.name()),
+                    format!(
+                        "{} for {repo} over SSH did not answer as git: {detail}",
+                        service.name()
+                    ),
                 ),
             ));
         }
         ExecAnswer::Refused { text, exit } => (text.as_str(), *exit),
     };
     let said = if text.is_empty() {
-        format!("no text (exit status {})", exit.map_or("none".into(), |e| e.to_string()))
+        format!(
+            "no text (exit status {})",
+            exit.map_or("none".into(), |e| e.to_string())
+        )
     } else {
         format!("{:?}", excerpt(text, QUOTED))
     };
     let lower = text.to_ascii_lowercase();
     let push = service == Service::ReceivePack;
-    let found = |check, cause, what: &str| Some((check, Finding::new(cause, format!("{what}: Bitbucket answered {} for {repo} with {said}", service.name()))));
+    let found = |check, cause, what: &str| {
+        Some((
+            check,
+            Finding::new(
+                cause,
+                format!(
+                    "{what}: Bitbucket answered {} for {repo} with {said}",
+                    service.name()
+                ),
+            ),
+        ))
+    };
     if lower.contains("deployment key is read-only") || lower.contains("read-only") && push {
-        return found(Check::GitAccess, Cause::GitPushDenied, "the key may read but not push (an access key is read-only)");
+        return found(
+            Check::GitAccess,
+            Cause::GitPushDenied,
+            "the key may read but not push (an access key is read-only)",
+        );
     }
     if lower.contains("repository does not exist")
         || lower.contains("repository not found")
         || lower.contains("requested repository does not exist")
     {
-        return found(Check::RepositoryAccess, Cause::RepositoryNotFound, "the repository does not exist or is invisible to this key");
+        return found(
+            Check::RepositoryAccess,
+            Cause::RepositoryNotFound,
+            "the repository does not exist or is invisible to this key",
+        );
     }
-    if lower.contains("access denied") || lower.contains("not permitted") || lower.contains("permission") {
+    if lower.contains("access denied")
+        || lower.contains("not permitted")
+        || lower.contains("permission")
+    {
         if push {
-            return found(Check::GitAccess, Cause::GitPushDenied, "the key may not push");
+            return found(
+                Check::GitAccess,
+                Cause::GitPushDenied,
+                "the key may not push",
+            );
         }
-        return found(Check::RepositoryAccess, Cause::InsufficientRepositoryPermission, "the key has no access to the repository");
+        return found(
+            Check::RepositoryAccess,
+            Cause::InsufficientRepositoryPermission,
+            "the key has no access to the repository",
+        );
     }
     if lower.contains("whitelist") || lower.contains("allowlist") {
-        return found(Check::GitAccess, Cause::GitIpNotAllowlisted, "Bitbucket refuses git from this address");
+        return found(
+            Check::GitAccess,
+            Cause::GitIpNotAllowlisted,
+            "Bitbucket refuses git from this address",
+        );
     }
     let _ = flavor;
-    found(Check::GitAccess, if push { Cause::GitPushDenied } else { Cause::UnexpectedResponse }, "git over SSH was refused")
+    found(
+        Check::GitAccess,
+        if push {
+            Cause::GitPushDenied
+        } else {
+            Cause::UnexpectedResponse
+        },
+        "git over SSH was refused",
+    )
 }
 
 /// GitAccess when every listed repository advertised: what was proven.
@@ -85,7 +136,9 @@ pub fn passed(access: GitAccessLevel, url: &str, repos: usize) -> CheckResult {
     };
     CheckResult::passed(
         Check::GitAccess,
-        format!("{what} advertised refs over SSH at {url} for {repos} listed repositories, with the consumer's key"),
+        format!(
+            "{what} advertised refs over SSH at {url} for {repos} listed repositories, with the consumer's key"
+        ),
     )
 }
 
@@ -93,17 +146,15 @@ pub fn passed(access: GitAccessLevel, url: &str, repos: usize) -> CheckResult {
 pub fn repositories_passed(repos: usize) -> CheckResult {
     CheckResult::passed(
         Check::RepositoryAccess,
-        format!("{repos} listed repositories answered git-upload-pack over SSH for the consumer's key"),
+        format!(
+            "{repos} listed repositories answered git-upload-pack over SSH for the consumer's key"
+        ),
     )
 }
 
-/// The key was refused: learned from the offer alone (no signature sent) or after signing.
-pub fn key_rejected(user: &str, host: &str, fingerprint: &str, signed: bool) -> Finding {
-    let how = if signed {
-        "accepted the offer of the key, then refused its signature (a key type or signature algorithm it refuses)"
-    } else {
-        "refused the offer of the key (no signature was sent)"
-    };
+/// The key was refused: learned from the offer without a signature where the server answers it.
+pub fn key_rejected(user: &str, host: &str, fingerprint: &str) -> Finding {
+    let how = "refused the key (offered without a signature first)";
     let user_hint = if user == "git" {
         String::new()
     } else {
@@ -111,7 +162,9 @@ pub fn key_rejected(user: &str, host: &str, fingerprint: &str, signed: bool) -> 
     };
     Finding::new(
         Cause::SshKeyRejected,
-        format!("{host} {how}: public key {fingerprint} for user {user:?} is not registered there{user_hint} (the consumer sees Permission denied (publickey))"),
+        format!(
+            "{host} {how}: public key {fingerprint} for user {user:?} is not registered there{user_hint} (the consumer sees Permission denied (publickey))"
+        ),
     )
 }
 
@@ -136,9 +189,15 @@ pub fn host_moved(host: &str, port: u16) -> Option<Finding> {
 /// SSH is served now.
 pub fn network_hint(mut f: Finding, host: &str, port: u16) -> Finding {
     if host.eq_ignore_ascii_case(CLOUD_OLD_HOST) {
-        f.message = format!("{}; Bitbucket Cloud no longer serves SSH at bitbucket.org: use ssh://git@{CLOUD_SSH_HOST}/<workspace>/<repo>.git", f.message);
+        f.message = format!(
+            "{}; Bitbucket Cloud no longer serves SSH at bitbucket.org: use ssh://git@{CLOUD_SSH_HOST}/<workspace>/<repo>.git",
+            f.message
+        );
     } else if host.eq_ignore_ascii_case(CLOUD_SSH_HOST) && port == 22 {
-        f.message = format!("{}; where port 22 is blocked, Bitbucket Cloud serves SSH on port 443 at {CLOUD_ALT_SSH} (ssh://git@{CLOUD_ALT_SSH}:443/<workspace>/<repo>.git, known_hosts [{CLOUD_ALT_SSH}]:443)", f.message);
+        f.message = format!(
+            "{}; where port 22 is blocked, Bitbucket Cloud serves SSH on port 443 at {CLOUD_ALT_SSH} (ssh://git@{CLOUD_ALT_SSH}:443/<workspace>/<repo>.git, known_hosts [{CLOUD_ALT_SSH}]:443)",
+            f.message
+        );
     }
     f
 }
@@ -155,14 +214,19 @@ pub fn not_ssh(host: &str, port: u16, detail: &str) -> Finding {
 pub fn no_answer(host: &str, port: u16, timeout: std::time::Duration) -> Finding {
     Finding::new(
         Cause::ConnectionTimedOut,
-        format!("{host}:{port} accepted the connection but sent no SSH greeting within {timeout:?}"),
+        format!(
+            "{host}:{port} accepted the connection but sent no SSH greeting within {timeout:?}"
+        ),
     )
 }
 
 pub fn handshake_failed(host: &str, port: u16, detail: &str) -> Finding {
     Finding::new(
         Cause::UnexpectedResponse,
-        format!("the SSH key exchange with {host}:{port} failed: {}", excerpt(detail, QUOTED)),
+        format!(
+            "the SSH key exchange with {host}:{port} failed: {}",
+            excerpt(detail, QUOTED)
+        ),
     )
 }
 
@@ -170,14 +234,19 @@ pub fn handshake_failed(host: &str, port: u16, detail: &str) -> Finding {
 pub fn changed_during_check(host: &str, port: u16) -> Finding {
     Finding::new(
         Cause::HostKeyMismatch,
-        format!("{host}:{port} presented another host key on a second connection than on the first: the server's key is not stable (a load balancer over servers with different keys?)"),
+        format!(
+            "{host}:{port} presented another host key on a second connection than on the first: the server's key is not stable (a load balancer over servers with different keys?)"
+        ),
     )
 }
 
 pub fn session_failed(host: &str, port: u16, detail: &str) -> Finding {
     Finding::new(
         Cause::ServerError,
-        format!("the SSH session with {host}:{port} failed: {}", excerpt(detail, QUOTED)),
+        format!(
+            "the SSH session with {host}:{port} failed: {}",
+            excerpt(detail, QUOTED)
+        ),
     )
 }
 
@@ -199,18 +268,40 @@ pub struct SshUrl {
 
 impl SshUrl {
     pub fn parse(raw: &str) -> Result<SshUrl, Finding> {
-        let bad = |why: &str| Finding::new(Cause::InvalidSpec, format!("{:?} is not an SSH URL: {why}", excerpt(raw, 120)));
+        let bad = |why: &str| {
+            Finding::new(
+                Cause::InvalidSpec,
+                format!("{:?} is not an SSH URL: {why}", excerpt(raw, 120)),
+            )
+        };
         if let Some(rest) = raw.strip_prefix("ssh://") {
             let u = url::Url::parse(&format!("ssh://{rest}")).map_err(|e| bad(&e.to_string()))?;
-            let host = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-            let user = if u.username().is_empty() { "git".to_string() } else { u.username().to_string() };
-            return Ok(SshUrl { user, host, port: u.port().unwrap_or(22), path: u.path().trim_start_matches('/').to_string() });
+            let host = u
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| bad("no host"))?;
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let user = if u.username().is_empty() {
+                "git".to_string()
+            } else {
+                u.username().to_string()
+            };
+            return Ok(SshUrl {
+                user,
+                host,
+                port: u.port().unwrap_or(22),
+                path: u.path().trim_start_matches('/').to_string(),
+            });
         }
         if raw.contains("://") {
             return Err(bad("use ssh:// or user@host:path"));
         }
-        let (userhost, path) = raw.split_once(':').ok_or_else(|| bad("no ':' after the host"))?;
+        let (userhost, path) = raw
+            .split_once(':')
+            .ok_or_else(|| bad("no ':' after the host"))?;
         let (user, host) = match userhost.split_once('@') {
             Some((u, h)) => (u.to_string(), h.to_string()),
             None => ("git".to_string(), userhost.to_string()),
@@ -218,7 +309,12 @@ impl SshUrl {
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        Ok(SshUrl { user, host, port: 22, path: path.trim_start_matches('/').to_string() })
+        Ok(SshUrl {
+            user,
+            host,
+            port: 22,
+            path: path.trim_start_matches('/').to_string(),
+        })
     }
 
     /// `ssh://user@host:port`, as status shows it.
@@ -252,27 +348,67 @@ mod tests {
     #[test]
     fn both_url_forms_parse() {
         let s = SshUrl::parse("ssh://git@bitbucket.example.com:7999/proj/app.git").unwrap();
-        assert_eq!((s.user.as_str(), s.host.as_str(), s.port, s.path.as_str()), ("git", "bitbucket.example.com", 7999, "proj/app.git"));
+        assert_eq!(
+            (s.user.as_str(), s.host.as_str(), s.port, s.path.as_str()),
+            ("git", "bitbucket.example.com", 7999, "proj/app.git")
+        );
         let s = SshUrl::parse("git@bitbucket.org:ws/app.git").unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.path.as_str()), ("bitbucket.org", 22, "ws/app.git"));
+        assert_eq!(
+            (s.host.as_str(), s.port, s.path.as_str()),
+            ("bitbucket.org", 22, "ws/app.git")
+        );
         assert!(SshUrl::parse("https://bitbucket.org/ws/app.git").is_err());
     }
 
     #[test]
     fn conq_answers_map_to_causes() {
-        let refused = |t: &str| ExecAnswer::Refused { text: t.into(), exit: Some(1) };
-        let c = |t: &str, s| judge(Flavor::Cloud, s, &refused(t), "ws/app").map(|(c, f)| (c, f.cause));
-        assert_eq!(c("conq: repository does not exist.", Service::UploadPack), Some((Check::RepositoryAccess, Cause::RepositoryNotFound)));
-        assert_eq!(c("conq: repository access denied.", Service::UploadPack), Some((Check::RepositoryAccess, Cause::InsufficientRepositoryPermission)));
-        assert_eq!(c("conq: repository access denied. access via a deployment key is read-only.", Service::ReceivePack), Some((Check::GitAccess, Cause::GitPushDenied)));
-        assert_eq!(c("Repository not found\nThe requested repository does not exist, or you do not have permission to access it.", Service::UploadPack), Some((Check::RepositoryAccess, Cause::RepositoryNotFound)));
+        let refused = |t: &str| ExecAnswer::Refused {
+            text: t.into(),
+            exit: Some(1),
+        };
+        let c =
+            |t: &str, s| judge(Flavor::Cloud, s, &refused(t), "ws/app").map(|(c, f)| (c, f.cause));
+        assert_eq!(
+            c("conq: repository does not exist.", Service::UploadPack),
+            Some((Check::RepositoryAccess, Cause::RepositoryNotFound))
+        );
+        assert_eq!(
+            c("conq: repository access denied.", Service::UploadPack),
+            Some((
+                Check::RepositoryAccess,
+                Cause::InsufficientRepositoryPermission
+            ))
+        );
+        assert_eq!(
+            c(
+                "conq: repository access denied. access via a deployment key is read-only.",
+                Service::ReceivePack
+            ),
+            Some((Check::GitAccess, Cause::GitPushDenied))
+        );
+        assert_eq!(
+            c(
+                "Repository not found\nThe requested repository does not exist, or you do not have permission to access it.",
+                Service::UploadPack
+            ),
+            Some((Check::RepositoryAccess, Cause::RepositoryNotFound))
+        );
     }
 
     #[test]
     fn paths_are_written_as_bitbucket_writes_them() {
-        assert_eq!(repo_path(Flavor::DataCenter, "", "PROJ/app"), "proj/app.git");
-        assert_eq!(repo_path(Flavor::DataCenter, "", "~alice/app"), "~alice/app.git");
+        assert_eq!(
+            repo_path(Flavor::DataCenter, "", "PROJ/app"),
+            "proj/app.git"
+        );
+        assert_eq!(
+            repo_path(Flavor::DataCenter, "", "~alice/app"),
+            "~alice/app.git"
+        );
         assert_eq!(repo_path(Flavor::Cloud, "", "ws/App"), "ws/App.git");
-        assert_eq!(command(Service::UploadPack, "ws/a'b.git"), "git-upload-pack 'ws/a'\\''b.git'");
+        assert_eq!(
+            command(Service::UploadPack, "ws/a'b.git"),
+            "git-upload-pack 'ws/a'\\''b.git'"
+        );
     }
 }

@@ -85,7 +85,9 @@ pub(super) async fn check(
     )
     .map_err(failed)?;
     if rest.method == AuthMethod::Basic {
-        warnings.push(authenticated::basic_discouraged(rest.git_credential.is_some()));
+        warnings.push(authenticated::basic_discouraged(
+            rest.git_credential.is_some(),
+        ));
     }
     let who = identity
         .user

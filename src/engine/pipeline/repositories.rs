@@ -49,9 +49,7 @@ async fn observe(
         };
         let observed = match spec.flavor {
             Flavor::Cloud => cloud_access(api, owner, slug, *required, clones, name, ssh).await,
-            Flavor::DataCenter => {
-                dc_access(api, owner, slug, *required, clones, name, ssh).await
-            }
+            Flavor::DataCenter => dc_access(api, owner, slug, *required, clones, name, ssh).await,
         };
         match observed {
             Ok(o) => results.push((name.clone(), *required, o)),

@@ -73,7 +73,12 @@ fn target(run: &Run<'_>, ssh: &SshCredential, clones: Option<&Clones>) -> Step<T
     };
     let url = SshUrl::parse(&raw).map_err(invalid)?;
     let origin_url = url::Url::parse(&format!("ssh://{}:{}", bracket(&url.host), url.port))
-        .map_err(|e| invalid(Finding::new(crate::catalogue::Cause::InvalidSpec, e.to_string())))?;
+        .map_err(|e| {
+            invalid(Finding::new(
+                crate::catalogue::Cause::InvalidSpec,
+                e.to_string(),
+            ))
+        })?;
     let origin = Origin {
         url: origin_url,
         host: url.host.clone(),
@@ -124,11 +129,16 @@ async fn host_keys(
     let Connected {
         mut stream, route, ..
     } = conn;
-    let offer = match tokio::time::timeout(timeout, kexinit::scan(&mut stream, client::CLIENT_IDENT)).await {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) => return Err(failed(judge::not_ssh(host, port, &e.to_string()))),
-        Err(_) => return Err(failed(judge::no_answer(host, port, timeout))),
-    };
+    let offer =
+        match tokio::time::timeout(timeout, kexinit::scan(&mut stream, client::CLIENT_IDENT)).await
+        {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return Err(failed(judge::not_ssh(host, port, &e.to_string()))),
+            Err(_) => {
+                let f = judge::no_answer(host, port, timeout);
+                return Err(CheckResult::failed(Check::Reachable, f));
+            }
+        };
     drop(stream);
     let offers = &offer.host_key_algorithms;
     let known = KnownHosts::parse(&ssh.known_hosts).lookup(host, port);
@@ -267,15 +277,19 @@ async fn authenticate(
             env.withheld.release(&key);
             Ok((session, vec![judge::key_accepted(user, host, &fp)]))
         }
-        Ok(Authentication::Refused { signed }) => {
+        Ok(Authentication::Refused) => {
             session.close().await;
-            let f = judge::key_rejected(user, host, &fp, signed);
+            let f = judge::key_rejected(user, host, &fp);
             env.withheld.put(key, f.clone(), (env.clock)());
             Err(failed(f))
         }
         Err(e) => {
             session.close().await;
-            Err(failed(judge::session_failed(host, t.url.port, &e.to_string())))
+            Err(failed(judge::session_failed(
+                host,
+                t.url.port,
+                &e.to_string(),
+            )))
         }
     }
 }
