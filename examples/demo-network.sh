@@ -11,6 +11,8 @@ BBCONN_DEMO_FLAGS=(
   --connect-to renewal.bitbucket.example.com:443:127.0.0.1:18446
   --connect-to legacy.bitbucket.example.com:443:127.0.0.1:18447
   --connect-to bitbucket.example.com:7990:127.0.0.1:17990
+  --connect-to ssh.bitbucket.org:22:127.0.0.1:17922
+  --connect-to bitbucket.org:22:127.0.0.1:17921
   --connect-to egress-proxy.infra:3128:127.0.0.1:13128
   --connect-to auth-proxy.infra:3128:127.0.0.1:13129
   --resolve bitbucket.internal:443:10.20.30.40

@@ -195,17 +195,33 @@ pub fn remedy_context(
     spec: &crate::api::BitbucketConnectionSpec,
 ) -> RemedyContext {
     let url = url::Url::parse(spec.base_url()).ok();
+    let mut host = url
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut port = url
+        .as_ref()
+        .and_then(|u| u.port_or_known_default())
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    // Checked over SSH alone: every remedy speaks of the SSH host.
+    if spec.auth.is_none()
+        && let Some(ssh) = spec.git_ssh()
+    {
+        let cloud = format!(
+            "ssh://git@{}",
+            crate::checks::git_access::ssh::CLOUD_SSH_HOST
+        );
+        let raw = ssh.url.clone().unwrap_or(cloud);
+        if let Ok(u) = crate::checks::git_access::ssh::SshUrl::parse(&raw) {
+            host = u.host;
+            port = u.port.to_string();
+        }
+    }
     RemedyContext {
         secret: format!("{namespace}/{}", spec.credential_secret()),
-        host: url
-            .as_ref()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default(),
-        port: url
-            .as_ref()
-            .and_then(|u| u.port_or_known_default())
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
+        host,
+        port,
         proxy: spec
             .proxy_url()
             .or(spec.egress_proxy().map(|e| e.proxy_url.as_str()))

@@ -41,6 +41,7 @@ const MANIFESTS: &[&str] = &[
     include_str!("../examples/oci-resource-manager.yaml"),
     include_str!("../examples/ox-security.yaml"),
     include_str!("../examples/terraform-enterprise.yaml"),
+    include_str!("../examples/ssh.yaml"),
 ];
 
 /// Values that broke parsers elsewhere, or might here.

@@ -626,3 +626,40 @@ async fn consumers_secrets_are_read_as_they_are() {
         assert!(!checked.stdout.contains(&secret), "{secret} leaked");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ssh_url_on_bitbucket_org_warns_that_cloud_moved_ssh() {
+    let w = World::start_with(fixture()).await;
+    let port = w.port("cloud-ssh");
+    let kh = w
+        .sim
+        .ssh_known_hosts("cloud-ssh", "bitbucket.org", 22)
+        .join("\n");
+    let spec = "  flavor: Cloud\n  requirements: {repositories: [{name: acme/app}]}\n  git:\n    transport: SSH\n    ssh: {url: \"ssh://git@bitbucket.org\", secretRef: {name: moved-cred}}\n";
+    let m = common::connection(
+        NS,
+        "moved",
+        spec,
+        &[("identity", ALICE_ED25519.private), ("known_hosts", &kh)],
+    );
+    let mut n = net();
+    n.connect_to = vec![
+        format!("bitbucket.org:22:127.0.0.1:{port}")
+            .parse()
+            .unwrap(),
+    ];
+    let checked = w.check_with(&m, n, Output::Json).await;
+    assert_eq!(
+        checked.condition("moved", "Ready").0,
+        "True",
+        "{}",
+        checked.stdout
+    );
+    let problems = checked.problems("moved");
+    assert!(
+        problems
+            .iter()
+            .any(|(c, cause, sev)| c == "GitAccess" && cause == "SshHostMoved" && sev == "Warning"),
+        "{problems:?}"
+    );
+}

@@ -363,7 +363,9 @@ trait HostMoved {
 impl HostMoved for CheckResult {
     /// A host key failure on bitbucket.org says where Cloud serves SSH now.
     fn with_host_moved(mut self, host: &str, port: u16) -> CheckResult {
-        if let Verdict::Failed(f) = &mut self.verdict {
+        if let Verdict::Failed(f) = &mut self.verdict
+            && host.eq_ignore_ascii_case(judge::CLOUD_OLD_HOST)
+        {
             *f = judge::network_hint(f.clone(), host, port);
         }
         self
