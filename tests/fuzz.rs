@@ -638,3 +638,119 @@ fn the_answer_parsers_never_panic() {
     })
     .unwrap();
 }
+
+/// known_hosts as consumers write it: Cloud's keys under its names, markers, hashed names,
+/// `[host]:port`, negation and wildcards.
+fn known_hosts_seeds() -> Vec<String> {
+    use bbconn_sim::fixture::Flavor;
+    let cloud = bbconn_sim::ssh::published_host_keys(Flavor::Cloud);
+    let dc = bbconn_sim::ssh::published_host_keys(Flavor::Datacenter);
+    let mut seeds = vec![
+        cloud
+            .iter()
+            .map(|k| format!("ssh.bitbucket.org,bitbucket.org {k}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        format!(
+            "@revoked * {}\n[bitbucket.example.com]:7999 {}",
+            cloud[0], dc[0]
+        ),
+        format!(
+            "@cert-authority *.example.com,!evil.example.com {}",
+            cloud[0]
+        ),
+        format!(
+            "|1|JfKTdBh7rNbXkVAQCRp4OQoPfmI=|USECr3SWf1JUPsms5AqfD5QfxkM= {}",
+            cloud[0]
+        ),
+        format!(
+            "# a comment\n\n*.bitbucket.org ?sh.bitbucket.org {}\n",
+            cloud[1]
+        ),
+    ];
+    seeds.push(seeds.join("\n"));
+    seeds
+}
+
+#[test]
+fn known_hosts_and_the_host_key_verdict_never_panic() {
+    use bbconn::ssh::known_hosts::KnownHosts;
+    let seeds = known_hosts_seeds();
+    let offers: Vec<String> = [
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "rsa-sha2-512",
+        "ssh-rsa",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut r = runner(256);
+    r.run(
+        &(0..seeds.len(), prop::collection::vec(mutation(), 0..8)),
+        |(seed, muts)| {
+            let text = apply(&seeds[seed], &muts);
+            let kh = KnownHosts::parse(&text);
+            for (host, port) in [("ssh.bitbucket.org", 22), ("bitbucket.example.com", 7999)] {
+                let known = kh.lookup(host, port);
+                let wanted = bbconn::checks::host_key::types_to_fetch(&known, &offers);
+                prop_assert!(wanted.len() <= offers.len());
+                let verdict =
+                    bbconn::checks::host_key::verdict(&bbconn::checks::host_key::Observed {
+                        host,
+                        port,
+                        known: &known,
+                        server_offers: &offers,
+                        fetched: &[],
+                        now: 1_800_000_000,
+                    });
+                if let bbconn::checks::Verdict::Failed(f) = &verdict.verdict {
+                    prop_assert!(f.message.len() < 8192, "{}", f.message.len());
+                }
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn ssh_key_parsing_never_panics_nor_quotes_the_key() {
+    use bbconn::checks::Lookup;
+    use bbconn_sim::ssh::{ALICE_ED25519, ALICE_RSA, ENCRYPTED_ED25519};
+    let spec: bbconn::api::BitbucketConnectionSpec = serde_saphyr::from_str(
+        "flavor: Cloud\ngit: {transport: SSH, ssh: {url: 'ssh://git@ssh.bitbucket.org', secretRef: {name: key}}}\n",
+    )
+    .unwrap();
+    let keys = [ALICE_ED25519, ALICE_RSA, ENCRYPTED_ED25519];
+    let mut r = runner(128);
+    r.run(
+        &(
+            0..keys.len(),
+            prop::collection::vec(mutation(), 0..6),
+            any::<bool>(),
+        ),
+        |(k, muts, with_pass)| {
+            let key = keys[k];
+            let text = apply(key.private, &muts);
+            let mut data = std::collections::BTreeMap::new();
+            data.insert("identity".to_string(), text.into_bytes());
+            data.insert(
+                "known_hosts".to_string(),
+                b"ssh.bitbucket.org ssh-ed25519 AAAA".to_vec(),
+            );
+            if with_pass {
+                data.insert("password".to_string(), b"correct horse".to_vec());
+            }
+            let lookup = Lookup::Found(data, Default::default());
+            if let Err(f) = bbconn::checks::credentials::ssh::check(&spec, "ns", &lookup, None) {
+                // The key's body never reaches a message.
+                for line in key.private.lines().skip(1).take(3) {
+                    prop_assert!(!f.message.contains(line), "{}", f.message);
+                }
+                prop_assert!(!f.message.contains("correct horse"));
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+}

@@ -25,6 +25,7 @@ listeners:
   - {{ name: cloud-ssh, kind: ssh, serves: [cloud] }}
   - {{ name: cloud-ssh-retired, kind: ssh, serves: [cloud], retiredRsaHostKey: true }}
   - {{ name: dc-ssh, kind: ssh, serves: [datacenter] }}
+  - {{ name: proxy, kind: connectProxy, routes: {{ "ssh.bitbucket.org:22": cloud-ssh }} }}
 cloud:
   users:
     - {{ username: alice, email: alice@example.com, sshKeys: ["{alice}"] }}
@@ -661,5 +662,46 @@ async fn an_ssh_url_on_bitbucket_org_warns_that_cloud_moved_ssh() {
             .iter()
             .any(|(c, cause, sev)| c == "GitAccess" && cause == "SshHostMoved" && sev == "Warning"),
         "{problems:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_goes_through_the_egress_proxy_as_the_consumer_does() {
+    let w = World::start_with(fixture()).await;
+    let kh = w
+        .sim
+        .ssh_known_hosts("cloud-ssh", "ssh.bitbucket.org", 22)
+        .join("\n");
+    let spec = "  flavor: Cloud\n  requirements: {repositories: [{name: acme/app}]}\n  network: {egressProxy: {proxyUrl: \"http://proxy.infra:3128\"}}\n  git:\n    transport: SSH\n    ssh: {url: \"ssh://git@ssh.bitbucket.org\", secretRef: {name: proxied-cred}}\n";
+    let m = common::connection(
+        NS,
+        "proxied",
+        spec,
+        &[("identity", ALICE_ED25519.private), ("known_hosts", &kh)],
+    );
+    let mut n = net();
+    // Only the proxy is reachable: ssh.bitbucket.org is resolved and dialled by the proxy.
+    n.connect_to = vec![
+        format!("proxy.infra:3128:127.0.0.1:{}", w.port("proxy"))
+            .parse()
+            .unwrap(),
+    ];
+    let checked = w.check_with(&m, n, Output::Json).await;
+    let (s, _, msg) = checked.condition("proxied", "Ready");
+    assert_eq!(s, "True", "{}", checked.stdout);
+    let (_, _, path) = checked.condition("proxied", "NetworkPathValid");
+    assert!(path.contains("proxy"), "{path} / {msg}");
+    let tunnels: Vec<String> = w
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.listener == "proxy" && r.method == "CONNECT" && r.status == 200)
+        .map(|r| r.path)
+        .collect();
+    // The server's offer and one key exchange per host key type, each through the proxy.
+    assert_eq!(tunnels.len(), 4, "{tunnels:?}");
+    assert!(
+        tunnels.iter().all(|t| t == "ssh.bitbucket.org:22"),
+        "{tunnels:?}"
     );
 }

@@ -1,5 +1,5 @@
 //! Who may read or push over SSH, from the fixture: the flavours' rules for keys (REST and
-//! smart HTTP have theirs in `cloud.rs` and `dc.rs`, which know nothing of keys).
+//! smart HTTP have theirs in `cloud/` and `dc/`, which know nothing of keys).
 
 use std::collections::BTreeMap;
 
@@ -90,7 +90,8 @@ fn key_level(p: DcKeyPermission) -> Level {
     }
 }
 
-/// A user's permission in an access map (names compared case-insensitively, as `dc.rs` does).
+/// A user's permission in an access map (names compared case-insensitively, as `dc/access.rs`
+/// does).
 fn access_of(map: &BTreeMap<String, DcPermission>, user: &str) -> Level {
     map.iter()
         .filter(|(name, _)| name.eq_ignore_ascii_case(user))

@@ -230,12 +230,12 @@ pub fn handshake_failed(host: &str, port: u16, detail: &str) -> Finding {
     )
 }
 
-/// The consumer's host key type verified, but its own handshake saw another key.
-pub fn changed_during_check(host: &str, port: u16) -> Finding {
+/// The consumer's host key type verified, but its handshake ended before the session opened.
+pub fn session_lost(host: &str, port: u16) -> Finding {
     Finding::new(
-        Cause::HostKeyMismatch,
+        Cause::UnexpectedResponse,
         format!(
-            "{host}:{port} presented another host key on a second connection than on the first: the server's key is not stable (a load balancer over servers with different keys?)"
+            "{host}:{port} closed the SSH connection right after the key exchange, before authentication"
         ),
     )
 }

@@ -15,7 +15,8 @@ use crate::credential::{Credential, GitCredential, basic, bearer};
 use crate::engine::share::ProbeInput;
 use crate::transport::http::Session;
 
-/// GitAccess's verdict; `found.git` gets the clone URLs and the form.
+/// GitAccess over HTTPS: the form git needs, the lockout rule, then every listed repository's
+/// advertisements; `found.git` gets the clone URLs and the form.
 pub(super) async fn check(
     run: &mut Run<'_>,
     rest: &Rest,
@@ -24,10 +25,50 @@ pub(super) async fn check(
     clones: &Clones,
 ) -> Step<()> {
     let (env, t) = (run.env, run.input);
-    let spec = &t.spec;
     if t.req.repositories.is_empty() {
         return settle(git_access::nothing_required());
     }
+    let Some((form, header)) = credential_form(t, rest, identity, clones) else {
+        return settle(git_access::unverifiable(rest.method));
+    };
+    let targets = GitTarget::all(t, clones);
+    // The lockout rule holds for git too: a form git refused is not sent again until the
+    // Secret, the spec or bbconn.dev/requested-at changes.
+    let git_key = t.git_credential_key(rest, &header);
+    if !t.fresh
+        && let Some((refused, since)) = env.withheld.get(&git_key)
+    {
+        let repositories = targets.iter().map(GitTarget::info).collect();
+        run.found.git = Some(git_info(t.req.git, &form, repositories));
+        let notice = crate::withhold::notice(&refused, since);
+        return Err(CheckResult::failed(Check::GitAccess, notice));
+    }
+    let probed = probe_all(run, api_session, &targets, &form, &header).await;
+    let repositories = targets.iter().map(GitTarget::info).collect();
+    run.found.git = Some(git_info(t.req.git, &form, repositories));
+    let result = match probed.failed {
+        Some(r) => r.with_warnings(probed.warnings),
+        None => git_access::check(t.req.git, &form, &probed.probes, probed.warnings),
+    };
+    match result.failure() {
+        Some(f) if f.cause.withholds_credential() => {
+            env.withheld.put(git_key, f.clone(), (env.clock)());
+        }
+        Some(_) => {}
+        None => env.withheld.release(&git_key),
+    }
+    settle(result)
+}
+
+/// The form git needs for this credential (user name, Basic or Bearer) and the header it is
+/// sent in; None when the method cannot do git without a person.
+fn credential_form(
+    t: &ProbeInput,
+    rest: &Rest,
+    identity: &Identity,
+    clones: &Clones,
+) -> Option<(Form, http::HeaderValue)> {
+    let spec = &t.spec;
     let clone_user = clones
         .values()
         .flatten()
@@ -56,119 +97,111 @@ pub(super) async fn check(
         basic_user,
         sends,
         clone_user: clone_user.as_deref(),
-    });
+    })?;
     let secret = match &rest.git_credential {
-        Some(g) => Some(g.secret().expose().to_string()),
-        None => git_secret(&rest.credential, identity),
-    };
-    let (Some(form), Some(secret)) = (form, secret) else {
-        return settle(git_access::unverifiable(rest.method));
+        Some(g) => g.secret().expose().to_string(),
+        None => git_secret(&rest.credential, identity)?,
     };
     let header = match (&form.scheme, &form.username) {
         (Scheme::Basic, Some(u)) => basic(u, &secret),
         _ => bearer(&secret),
     };
-    let access = t.req.git;
-    let api_origin = &t.api_origin;
-    // The lockout rule holds for git too: a form git refused is not sent again until the
-    // Secret, the spec or bbconn.dev/requested-at changes.
-    let targets = GitTarget::all(t, clones);
-    let git_key = t.git_credential_key(rest, &header);
-    if !t.fresh
-        && let Some((refused, since)) = env.withheld.get(&git_key)
-    {
-        run.found.git = Some(git_info(
-            access,
-            &form,
-            targets.iter().map(GitTarget::info).collect(),
-        ));
-        return Err(CheckResult::failed(
-            Check::GitAccess,
-            crate::withhold::notice(&refused, since),
-        ));
-    }
-    let mut warnings = Vec::new();
-    let mut probes = Vec::new();
-    let mut repositories = Vec::new();
+    Some((form, header))
+}
+
+/// What the advertisements said, repository by repository, until one was refused.
+#[derive(Default)]
+struct Probed {
+    probes: Vec<Probe>,
+    warnings: Vec<Finding>,
+    failed: Option<CheckResult>,
+}
+
+async fn probe_all(
+    run: &mut Run<'_>,
+    api_session: &mut Session,
+    targets: &[GitTarget<'_>],
+    form: &Form,
+    header: &http::HeaderValue,
+) -> Probed {
+    let t = run.input;
+    let mut out = Probed::default();
     let mut others: Vec<(String, Session)> = Vec::new();
-    let mut failed: Option<CheckResult> = None;
-    for target in &targets {
-        let GitTarget {
-            name,
-            advertised,
-            checked,
-        } = target;
-        if let Some(a) = advertised
-            && let Some(w) = git_access::clone_mismatch(spec.flavor, &api_origin.url, name, a)
+    for target in targets {
+        if let Some(a) = &target.advertised
+            && let Some(w) =
+                git_access::clone_mismatch(t.spec.flavor, &t.api_origin.url, target.name, a)
         {
-            warnings.push(w);
+            out.warnings.push(w);
         }
-        repositories.push(target.info());
-        let o = match origin(checked, "the clone URL") {
+        let o = match origin(&target.checked, "the clone URL") {
             Ok(o) => o,
             Err(f) => {
-                failed = Some(CheckResult::failed(Check::GitAccess, f));
+                out.failed = Some(CheckResult::failed(Check::GitAccess, f));
                 break;
             }
         };
-        let session = if o.same(api_origin) {
+        let session = if o.same(&t.api_origin) {
             &mut *api_session
         } else {
-            let key = format!(
-                "{}://{}:{}",
-                o.url.scheme(),
-                o.host.to_ascii_lowercase(),
-                o.url.port_or_known_default().unwrap_or(0)
-            );
-            let i = match others.iter().position(|(k, _)| *k == key) {
-                Some(i) => i,
-                None => match open_other(run, &o).await {
-                    Ok(s) => {
-                        others.push((key, s));
-                        others.len() - 1
-                    }
-                    Err(r) => {
-                        failed = Some(r);
-                        break;
-                    }
-                },
-            };
-            &mut others[i].1
+            match session_for(run, &mut others, &o).await {
+                Ok(s) => s,
+                Err(r) => {
+                    out.failed = Some(r);
+                    break;
+                }
+            }
         };
         let repo_path = o.url.path().to_string();
         let mut api = Api::new(session, "", Some(header.clone()));
-        let probe = probe_repo(&mut api, name, checked, &repo_path, access, &form).await;
+        let probe = probe_repo(
+            &mut api,
+            target.name,
+            &target.checked,
+            &repo_path,
+            t.req.git,
+            form,
+        )
+        .await;
         run.found.collect(&api);
         match probe {
             Ok((probe, stop)) => {
-                probes.push(probe);
+                out.probes.push(probe);
                 // A credential git refused is not sent again in this run.
                 if stop {
                     break;
                 }
             }
             Err(f) => {
-                failed = Some(CheckResult::failed(Check::GitAccess, f));
+                out.failed = Some(CheckResult::failed(Check::GitAccess, f));
                 break;
             }
         }
     }
-    run.found.git = Some(git_info(access, &form, repositories));
-    let result = match failed {
-        Some(r) => {
-            let w = std::mem::take(&mut warnings);
-            r.with_warnings(w)
+    out
+}
+
+/// A session to a clone origin other than the API's, opened once per run.
+async fn session_for<'s>(
+    run: &mut Run<'_>,
+    others: &'s mut Vec<(String, Session)>,
+    o: &Origin,
+) -> Result<&'s mut Session, CheckResult> {
+    let key = format!(
+        "{}://{}:{}",
+        o.url.scheme(),
+        o.host.to_ascii_lowercase(),
+        o.url.port_or_known_default().unwrap_or(0)
+    );
+    let i = match others.iter().position(|(k, _)| *k == key) {
+        Some(i) => i,
+        None => {
+            let s = open_other(run, o).await?;
+            others.push((key, s));
+            others.len() - 1
         }
-        None => git_access::check(access, &form, &probes, warnings),
     };
-    match result.failure() {
-        Some(f) if f.cause.withholds_credential() => {
-            env.withheld.put(git_key, f.clone(), (env.clock)());
-        }
-        Some(_) => {}
-        None => env.withheld.release(&git_key),
-    }
-    settle(result)
+    Ok(&mut others[i].1)
 }
 
 /// A listed repository: the clone URL Bitbucket advertised for it, and the one git is checked at.

@@ -151,18 +151,21 @@ async fn host_keys(
     types.extend(preferred.iter().rev().copied());
     let mut fetched: Vec<(KeyType, Presented)> = Vec::new();
     let mut session = None;
+    // A listed @cert-authority: the server's certificates are what the consumer verifies.
+    let certificates = !known.authorities.is_empty();
     for k in types {
-        let Some(alg) = host_key::algorithm_for(k, offers) else {
+        let cert = certificates && host_key::certificate_algorithm_for(k, offers).is_some();
+        let alg = match cert {
+            true => host_key::certificate_algorithm_for(k, offers),
+            false => host_key::algorithm_for(k, offers),
+        };
+        let Some(alg) = alg else {
             continue;
         };
         let first = preferred.first() == Some(&k);
-        let accept = if first {
-            Accept::Listed(known.keys.clone())
-        } else {
-            Accept::Never
-        };
+        let accept = if first { Accept::Judged } else { Accept::Never };
         let stream = connect::dial(run, leg, &route, port).await?;
-        match client::handshake(stream, alg, false, accept, timeout).await {
+        match client::handshake(stream, alg, cert, accept, timeout).await {
             Ok((presented, s)) => {
                 if first {
                     session = s;
@@ -188,13 +191,16 @@ async fn host_keys(
     info.host_keys.sort_by(|a, b| a.type_.cmp(&b.type_));
     run.found.git = Some(git_info(run.input.req.git, t, info));
     if verdict.failure().is_some() {
+        // Nothing was authenticated on the kept session: it closes with the key unverified.
+        if let Some(s) = session {
+            s.close().await;
+        }
         return Err(verdict.with_host_moved(host, port));
     }
     match session {
         Some(s) => Ok((s, vec![verdict])),
-        // The consumer's type verified but its session did not go on: the server presented
-        // another key than at first (it changed between handshakes).
-        None => Err(failed(judge::changed_during_check(host, port))),
+        // The verdict passed on the consumer's type, but its handshake did not go on.
+        None => Err(failed(judge::session_lost(host, port))),
     }
 }
 
