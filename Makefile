@@ -7,17 +7,22 @@ export CARGO_TERM_COLOR ?= never
 include tests/controlplane/Makefile.include
 include tests/packaging/Makefile.include
 
-.PHONY: test lint fmt-check clippy scripts-check unit build demo demo-down demo-check bench bench-operator crd causes
+.PHONY: test lint fmt-check clippy supplychain scripts-check unit build demo demo-down demo-check bench bench-operator crd causes
 
 ## test: everything CI runs: format, lints, drift checks and the whole suite. The end-to-end
 ## tests need kube-apiserver and etcd: built once from Go modules, cached outside the repo.
-test: fmt-check clippy scripts-check controlplane build packaging-test packaging-kstatus unit
+test: fmt-check clippy supplychain scripts-check controlplane build packaging-test packaging-kstatus unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## supplychain: cargo-deny's licences, duplicate versions and sources against deny.toml (advisories
+## need GitHub: not checked). cargo-deny is installed once, cached outside the repo.
+supplychain:
+	bash tests/supplychain/deny.sh
 
 ## scripts-check: every shell script parses.
 scripts-check:

@@ -504,6 +504,11 @@ pub struct BitbucketConnectionStatus {
     /// to configure (never the secret).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<Box<GitInfo>>,
+    /// A credential Bitbucket refused, which bbconn does not send again while what this records
+    /// is unchanged: read by every process that starts or becomes leader before it sends
+    /// anything. Never the credential or a digest of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<Box<WithheldCredential>>,
     /// In the operator's cache only: a digest of the full status it stands for (see
     /// `status::compact`). Never serialized.
     #[serde(skip)]
@@ -618,6 +623,35 @@ pub struct CredentialInfo {
     /// again only when the Secret, the spec or bbconn.dev/requested-at changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub withheld_since: Option<String>,
+}
+
+/// A refused credential, and what its withholding rests on.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WithheldCredential {
+    /// Rest (spec.auth's), Git (as git is sent it over HTTPS) or SshKey.
+    pub credential: crate::withhold::Kind,
+    /// The refusal: its cause and Bitbucket's answer.
+    pub cause: String,
+    pub message: String,
+    /// Since when the credential has not been sent.
+    pub since: String,
+    /// The referenced Secrets' resourceVersions when it was refused: a change to any sends it again.
+    #[serde(default)]
+    pub secrets: Vec<SecretVersion>,
+    /// The spec's generation when it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// The bbconn.dev/requested-at value handled when it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretVersion {
+    pub name: String,
+    pub resource_version: String,
 }
 
 /// Who says when the credential expires.

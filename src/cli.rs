@@ -60,6 +60,7 @@ pub async fn check_all(
                 egress_proxy_secret: c.egress_proxy_secret.as_ref(),
                 ssh_secret: c.ssh_secret.as_ref(),
                 known_hosts: c.known_hosts.as_ref(),
+                withheld: None,
             },
         )
     }))

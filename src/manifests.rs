@@ -330,6 +330,7 @@ fn add(
                     .and_then(|a| a.get(crate::checks::EXPIRES_AT))
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                resource_version: None,
             };
             out.data.insert((k, ns, name), (data, meta));
         }

@@ -184,9 +184,48 @@ pub fn build(
             .map(|c| Box::new(crate::checks::tls::certificate_info(c))),
         credential: report.credential.clone().map(Box::new),
         git: report.git.clone().map(Box::new),
+        // What the refusal rests on (Secrets, generation, requested-at) is the caller's to add:
+        // only the operator reads them from the cluster.
+        withheld: report.withheld.as_ref().map(|w| {
+            Box::new(crate::api::WithheldCredential {
+                credential: w.credential,
+                cause: w.refusal.cause.as_str().to_string(),
+                message: w.refusal.message.clone(),
+                since: rfc3339(w.since),
+                secrets: Vec::new(),
+                generation,
+                requested_at: None,
+            })
+        }),
         digest: None,
         kept: None,
     }
+}
+
+/// A refusal a status recorded, if what it rests on is unchanged: the same resourceVersion of
+/// every Secret it names, the same generation and the same handled requested-at.
+pub fn withholding(
+    status: Option<&BitbucketConnectionStatus>,
+    generation: Option<i64>,
+    requested_at: Option<&str>,
+    current: &[crate::api::SecretVersion],
+) -> Option<crate::withhold::Withholding> {
+    let w = status?.withheld.as_deref()?;
+    let unchanged = w.generation == generation
+        && w.requested_at.as_deref() == requested_at
+        && !w.secrets.is_empty()
+        && w.secrets.iter().all(|s| current.contains(s));
+    if !unchanged {
+        return None;
+    }
+    Some(crate::withhold::Withholding {
+        credential: w.credential,
+        refusal: crate::finding::Finding::new(
+            crate::catalogue::Cause::parse(&w.cause)?,
+            w.message.clone(),
+        ),
+        since: w.since.parse().ok()?,
+    })
 }
 
 /// The values a remedy's placeholders take for a connection.
@@ -318,6 +357,8 @@ pub fn compact(s: &BitbucketConnectionStatus) -> BitbucketConnectionStatus {
             })
         }),
         git: None,
+        // Kept whole: a process reads it before it sends a credential, and few have one.
+        withheld: s.withheld.clone(),
         digest: Some(digest(s)),
     }
 }
@@ -460,5 +501,47 @@ mod tests {
             assert_eq!(ltt(&moved, "CredentialsResolved"), "2026-12-03T11:00:00Z");
             assert_eq!(ltt(&moved, "Reachable"), "2026-12-03T10:00:00Z");
         }
+    }
+
+    #[test]
+    fn a_recorded_refusal_holds_only_while_what_it_rests_on_is_unchanged() {
+        use crate::api::{SecretVersion, WithheldCredential};
+        let v = |rv: &str| SecretVersion {
+            name: "pw".into(),
+            resource_version: rv.into(),
+        };
+        let mut s = status();
+        s.withheld = Some(Box::new(WithheldCredential {
+            credential: crate::withhold::Kind::Rest,
+            cause: "CredentialsRejected".into(),
+            message: "Bitbucket answered 401".into(),
+            since: "2026-12-01T10:00:00Z".into(),
+            secrets: vec![v("5")],
+            generation: Some(2),
+            requested_at: None,
+        }));
+        let w = withholding(Some(&s), Some(2), None, &[v("5")]).unwrap();
+        assert_eq!(
+            w.refusal.cause,
+            crate::catalogue::Cause::CredentialsRejected
+        );
+        assert_eq!(w.since.to_string(), "2026-12-01T10:00:00Z");
+        assert!(
+            withholding(Some(&s), Some(2), None, &[v("6")]).is_none(),
+            "rotated"
+        );
+        assert!(
+            withholding(Some(&s), Some(3), None, &[v("5")]).is_none(),
+            "new spec"
+        );
+        assert!(
+            withholding(Some(&s), Some(2), Some("now"), &[v("5")]).is_none(),
+            "re-check asked"
+        );
+        assert!(
+            withholding(Some(&s), Some(2), None, &[]).is_none(),
+            "Secret gone"
+        );
+        assert_eq!(compact(&s).withheld, s.withheld, "the cache keeps it whole");
     }
 }

@@ -13,6 +13,28 @@ use std::sync::Mutex;
 /// A digest of the credential and where it is sent (never the values themselves).
 pub type Key = [u8; 32];
 
+/// Which of a connection's credentials Bitbucket refused.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub enum Kind {
+    /// spec.auth's, on the REST API.
+    Rest,
+    /// The credential in the form git is sent it over HTTPS.
+    Git,
+    /// The consumer's SSH key.
+    SshKey,
+}
+
+/// A refusal and since when the credential has not been sent: what a run found, and what a
+/// status keeps so that a process that starts later withholds it too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withholding {
+    pub credential: Kind,
+    pub refusal: Finding,
+    pub since: jiff::Timestamp,
+}
+
 /// More distinct rejected credentials than this and the oldest are forgotten: each is sent
 /// once more, which is safe, and memory stays bounded.
 const MAX_ENTRIES: usize = 20_000;
@@ -36,6 +58,14 @@ impl Withheld {
                 m.remove(&oldest);
             }
             m.insert(key, (refusal, at));
+        }
+    }
+
+    /// A refusal another process recorded (the connection's status): kept unless this process
+    /// already holds one for the credential.
+    pub fn seed(&self, key: Key, refusal: Finding, at: jiff::Timestamp) {
+        if self.get(&key).is_none() {
+            self.put(key, refusal, at);
         }
     }
 

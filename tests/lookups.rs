@@ -31,6 +31,7 @@ async fn first_failure(secret: Lookup) -> (Check, Cause, String) {
             egress_proxy_secret: None,
             ssh_secret: None,
             known_hosts: None,
+            withheld: None,
             fresh: false,
         },
     )

@@ -7,12 +7,35 @@ mod common;
 use bbconn::api::BitbucketConnection;
 use common::cluster::{Installed, Operator, apply, eventually};
 use common::connection;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
 use std::time::{Duration, Instant};
+
+/// How many reconciles a process has finished (its bbconn_reconcile_total, every result).
+fn reconciles(op: &Operator) -> f64 {
+    op.get("/metrics")
+        .map(|(_, body)| {
+            body.lines()
+                .filter(|l| l.starts_with("bbconn_reconcile_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Until `op` has reconciled a few more times (the three connections, 1 s interval).
+async fn checked_by(op: &Operator, before: f64) {
+    eventually(WAIT, "checks by the process", || async {
+        let now = reconciles(op);
+        (now >= before + 6.0).then_some(()).ok_or(format!("{now}"))
+    })
+    .await;
+}
 
 const NS: &str = "lockout";
 const WAIT: Duration = Duration::from_secs(30);
 /// How long the rejected password is watched at a 1 s interval.
-const WATCH: Duration = Duration::from_secs(60);
+const WATCH: Duration = Duration::from_secs(20);
 
 fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
@@ -40,7 +63,7 @@ async fn a_rejected_password_is_sent_once_until_the_secret_changes() {
         sa,
         api,
     } = Installed::new("lockout", NS).await;
-    let op = Operator::start(&sa, "lockout", &cluster.dir, &world.net_flags());
+    let mut op = Operator::start(&sa, "lockout", &cluster.dir, &world.net_flags());
 
     let spec = "  flavor: DataCenter\n  url: https://bitbucket.example.com\n  auth: {method: Basic, secretRef: {name: pw-cred}}\n  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}\n  interval: 1s\n";
     let wrong = basic("alice", "not-alices-password-0190");
@@ -99,9 +122,7 @@ async fn a_rejected_password_is_sent_once_until_the_secret_changes() {
     })
     .await;
 
-    let started = Instant::now();
-    while started.elapsed() < WATCH {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+    let sent_once = || {
         let sent = world
             .sim
             .requests()
@@ -113,7 +134,75 @@ async fn a_rejected_password_is_sent_once_until_the_secret_changes() {
             world.sim.captcha_users().is_empty(),
             "the simulator put a user behind a CAPTCHA"
         );
+    };
+    let started = Instant::now();
+    while started.elapsed() < WATCH {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        sent_once();
     }
+
+    // The refusal is kept in the status: five restarts of the operator send it no more.
+    for i in 0..5 {
+        op.stop();
+        op = Operator::start(
+            &sa,
+            &format!("lockout-{i}"),
+            &cluster.dir,
+            &world.net_flags(),
+        );
+        checked_by(&op, 0.0).await;
+        sent_once();
+    }
+    op.stop();
+    // Two replicas with leader election; the leader killed three times: no new leader sends it.
+    let leases: Api<Lease> = Api::namespaced(admin.clone(), "bbconn-system");
+    let mut replicas = [
+        Operator::start(&sa, "replica-a", &cluster.dir, &world.net_flags()),
+        Operator::start(&sa, "replica-b", &cluster.dir, &world.net_flags()),
+    ];
+    for _ in 0..3 {
+        let holder = eventually(WAIT, "a live leader", || async {
+            let l = leases
+                .get("bbconn-leader")
+                .await
+                .map_err(|e| e.to_string())?;
+            let h = l.spec.and_then(|s| s.holder_identity).unwrap_or_default();
+            match h.as_str() {
+                "replica-a" => Ok(0),
+                "replica-b" => Ok(1),
+                other => Err(other.to_string()),
+            }
+        })
+        .await;
+        let other = 1 - holder;
+        let before = reconciles(&replicas[other]);
+        let pid = replicas[holder].pid();
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+        let identity = ["replica-a", "replica-b"][other];
+        eventually(WAIT, "the other replica takes the Lease", || async {
+            let l = leases
+                .get("bbconn-leader")
+                .await
+                .map_err(|e| e.to_string())?;
+            let h = l.spec.and_then(|s| s.holder_identity).unwrap_or_default();
+            (h == identity).then_some(()).ok_or(h)
+        })
+        .await;
+        checked_by(&replicas[other], before).await;
+        sent_once();
+        replicas[holder].stop();
+        replicas[holder] = Operator::start(
+            &sa,
+            ["replica-a", "replica-b"][holder],
+            &cluster.dir,
+            &world.net_flags(),
+        );
+    }
+    let [a, mut b] = replicas;
+    b.stop();
+    op = a;
     // Still checked (the network path and TLS), still False, and it says so.
     let c = api.get("pw").await.unwrap();
     assert_eq!(
@@ -167,7 +256,9 @@ async fn a_rejected_password_is_sent_once_until_the_secret_changes() {
         }
     })
     .await;
-    assert!(rotated.elapsed() < Duration::from_secs(10));
+    let took = rotated.elapsed();
+    eprintln!("Secret rotation to Authenticated after restarts and leader changes: {took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
     let c = api.get("pw").await.unwrap();
     assert!(
         c.status

@@ -149,6 +149,20 @@ async fn the_operator_checks_ssh_connections() {
         .count();
     assert_eq!(offers, 1, "the refused key was offered {offers} times");
     assert!(op.is_running(), "{}", op.logs());
+    // A restart reads the refusal from the status before it offers anything.
+    op.stop();
+    op = Operator::start(&sa, "ssh-b", &cluster.dir, &flags);
+    let stranger = api.get("stranger").await.unwrap();
+    let withheld = stranger.status.unwrap().withheld.unwrap();
+    assert_eq!(withheld.credential, bbconn::withhold::Kind::SshKey);
+    assert_eq!(withheld.cause, "SshKeyRejected");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let offers = sim
+        .ssh_events()
+        .into_iter()
+        .filter(|e| matches!(&e.kind, SshEventKind::Auth(a) if a.fingerprint == fp))
+        .count();
+    assert_eq!(offers, 1, "after a restart the refused key was offered {offers} times");
 
     // The key's Secret rotated to a registered key: Ready at once.
     let started = Instant::now();

@@ -47,6 +47,7 @@ async fn three_runs_then_a_fresh_one(
                 egress_proxy_secret: None,
                 ssh_secret: None,
                 known_hosts: None,
+                withheld: None,
                 fresh,
             },
         )

@@ -27,12 +27,16 @@ pub const EXPIRES_AT: &str = "bbconn.dev/expires-at";
 pub struct Meta {
     /// The raw bbconn.dev/expires-at annotation, if set.
     pub expires_at: Option<String>,
+    /// The object's resourceVersion, where it was read from a cluster: what a refused
+    /// credential's withholding rests on.
+    pub resource_version: Option<String>,
 }
 
 impl Meta {
     pub fn from_annotations(a: Option<&BTreeMap<String, String>>) -> Meta {
         Meta {
             expires_at: a.and_then(|a| a.get(EXPIRES_AT)).cloned(),
+            resource_version: None,
         }
     }
 }

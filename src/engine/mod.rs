@@ -38,6 +38,9 @@ pub struct Target<'a> {
     pub ssh_secret: Option<&'a Lookup>,
     /// Only when spec.git.ssh.knownHostsRef is set.
     pub known_hosts: Option<&'a Lookup>,
+    /// A refusal the connection's status recorded, which the caller found still current (the
+    /// same Secrets, generation and requested-at): withheld before anything is sent.
+    pub withheld: Option<&'a crate::withhold::Withholding>,
 }
 
 /// The operator-wide environment.

@@ -34,6 +34,8 @@ pub struct Report {
     /// the connection's interval (plus the key's jitter). Every connection of the key gets the
     /// same instant, so checking again then shares one new run.
     pub fresh_until: Option<std::time::Instant>,
+    /// A credential Bitbucket refused, now or before, and not sent again.
+    pub withheld: Option<crate::withhold::Withholding>,
 }
 
 /// The secret values a report must not carry: the credential, the consumer's git credential,
@@ -67,6 +69,7 @@ impl Report {
             rate_limits: Vec::new(),
             durations: Vec::new(),
             fresh_until: None,
+            withheld: None,
         }
     }
 
@@ -117,6 +120,7 @@ impl Report {
         report.git = found.git;
         report.requests = found.requests;
         report.rate_limits = found.rate_limits;
+        report.withheld = found.withheld;
         report.fresh_until = fresh_until;
         if let Some(c) = &secrets.credential {
             report.scrub(&Scrubber::from_credential(c));
@@ -180,6 +184,9 @@ impl Report {
         if let Some(cert) = report.certificate.as_mut() {
             s.clean(&mut cert.subject);
             s.clean(&mut cert.issuer);
+        }
+        if let Some(w) = report.withheld.as_mut() {
+            s.clean(&mut w.refusal.message);
         }
     }
 }

@@ -29,6 +29,9 @@ pub(super) struct ProbeInput {
     pub declared_expiry: Option<jiff::Timestamp>,
     /// Send the credential even if Bitbucket rejected it before (a user asked for a re-check).
     pub fresh: bool,
+    /// A refusal the connection's status recorded, still current (not part of the key: the
+    /// credential itself is).
+    pub persisted: Option<crate::withhold::Withholding>,
     /// Basic credentials for spec.network.egressProxy, or why they could not be had (reported
     /// under NetworkPathValid when the proxy is used).
     pub egress_auth: Result<Option<(SecretString, SecretString)>, Finding>,
@@ -83,6 +86,7 @@ impl ProbeInput {
             ssh: resolved.ssh.clone(),
             declared_expiry: resolved.declared_expiry,
             fresh: t.fresh,
+            persisted: t.withheld.cloned(),
         }
     }
 

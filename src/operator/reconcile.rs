@@ -7,7 +7,9 @@
 //! ```
 
 use super::refcache::Kind;
-use crate::api::{BitbucketConnection, BitbucketConnectionStatus, CaBundleKind, Condition};
+use crate::api::{
+    BitbucketConnection, BitbucketConnectionStatus, CaBundleKind, Condition, SecretVersion,
+};
 use crate::checks::{Lookup, Meta};
 use crate::engine::{self, Env, Report, Target};
 use crate::status::{self, READY, RECONCILING, Readiness};
@@ -79,22 +81,44 @@ async fn lookup_secret(ctx: &Ctx, ns: &str, name: &str) -> Lookup {
         .get_opt(name)
         .await
     {
-        Ok(Some(s)) => (
-            s.resource_version(),
-            Lookup::Found(
-                s.data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect(),
-                Meta::from_annotations(s.metadata.annotations.as_ref()),
-            ),
-        ),
+        Ok(Some(s)) => {
+            let mut meta = Meta::from_annotations(s.metadata.annotations.as_ref());
+            meta.resource_version = s.resource_version();
+            (
+                s.resource_version(),
+                Lookup::Found(
+                    s.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect(),
+                    meta,
+                ),
+            )
+        }
         Ok(None) => (None, Lookup::NotFound),
         Err(e) => (None, lookup_error(e)),
     };
     ctx.refs.put(Kind::Secret, ns, name, rv, &lookup);
     lookup
+}
+
+/// The resourceVersions of the Secrets a credential is read from (spec.auth's, the SSH key's).
+fn secret_versions(
+    spec: &crate::api::BitbucketConnectionSpec,
+    auth: Option<&Lookup>,
+    ssh: Option<&Lookup>,
+) -> Vec<SecretVersion> {
+    [(spec.auth_secret(), auth), (spec.ssh_secret(), ssh)]
+        .into_iter()
+        .filter_map(|(name, lookup)| match (name, lookup) {
+            (Some(name), Some(Lookup::Found(_, meta))) => Some(SecretVersion {
+                name: name.to_string(),
+                resource_version: meta.resource_version.clone()?,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 async fn lookup_configmap(ctx: &Ctx, ns: &str, name: &str) -> Lookup {
@@ -229,6 +253,10 @@ async fn check(obj: &BitbucketConnection, ctx: Arc<Ctx>) -> Result<Action, Recon
         Some(n) => Some(lookup_secret(&ctx, &ns, n).await),
         None => None,
     };
+    // What a refusal's withholding rests on, and a refusal the status recorded that still
+    // holds: read before anything is sent, so a restart or a new leader does not resend it.
+    let secrets = secret_versions(spec, secret.as_ref(), ssh_secret.as_ref());
+    let persisted = status::withholding(old, generation, requested.as_deref(), &secrets);
     let api: Api<BitbucketConnection> = Api::namespaced(ctx.client.clone(), &ns);
     let check = engine::run(
         &ctx.env,
@@ -242,6 +270,7 @@ async fn check(obj: &BitbucketConnection, ctx: Arc<Ctx>) -> Result<Action, Recon
             egress_proxy_secret: egress_proxy_secret.as_ref(),
             ssh_secret: ssh_secret.as_ref(),
             known_hosts: known_hosts.as_ref(),
+            withheld: persisted.as_ref(),
         },
     );
     let report: Report = if new_generation {
@@ -283,6 +312,7 @@ async fn check(obj: &BitbucketConnection, ctx: Arc<Ctx>) -> Result<Action, Recon
         namespace: &ns,
         spec,
         now: (ctx.env.clock)(),
+        secrets: &secrets,
     });
     if let Some(new) = &decision.write {
         if !ctx.term.may_write() {
@@ -326,6 +356,9 @@ pub struct Inputs<'a> {
     pub namespace: &'a str,
     pub spec: &'a crate::api::BitbucketConnectionSpec,
     pub now: jiff::Timestamp,
+    /// The referenced Secrets' resourceVersions, which a refused credential's withholding
+    /// rests on.
+    pub secrets: &'a [SecretVersion],
 }
 
 /// The reconcile's decision: pure, so its rules (one blip, backoff, Stalled, transitions,
@@ -359,6 +392,10 @@ pub fn decide(i: Inputs<'_>) -> Decision {
     let remedy_ctx = status::remedy_context(i.namespace, i.spec);
     let mut new = status::build(i.report, &remedy_ctx, i.generation, i.old, i.now);
     new.last_handled_requested_at = i.requested.or(i.handled);
+    if let Some(w) = new.withheld.as_mut() {
+        w.secrets = i.secrets.to_vec();
+        w.requested_at = new.last_handled_requested_at.clone();
+    }
     let (write, event) = if i.old.is_none_or(|o| status::differs(o, &new)) {
         let event = transition_event(old_ready, ready_of(Some(&new)), &new);
         (Some(new), event)
@@ -588,6 +625,7 @@ mod tests {
                 namespace: "team",
                 spec: &self.spec,
                 now: at(now),
+                secrets: &[],
             });
             if let Some(w) = &v.write {
                 self.status = Some(status::compact(w));

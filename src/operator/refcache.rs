@@ -52,7 +52,7 @@ impl Kept {
         }
     }
 
-    fn lookup(&self) -> Lookup {
+    fn lookup(&self, rv: &str) -> Lookup {
         match self {
             Kept::Found { data, expires_at } => Lookup::Found(
                 data.iter()
@@ -60,6 +60,7 @@ impl Kept {
                     .collect(),
                 Meta {
                     expires_at: expires_at.as_deref().map(str::to_string),
+                    resource_version: Some(rv.to_string()).filter(|r| !r.is_empty()),
                 },
             ),
             Kept::NotFound => Lookup::NotFound,
@@ -101,7 +102,7 @@ impl RefCache {
         let entries = self.entries.lock().ok()?;
         let e = entries.get(&key(kind, ns, name))?;
         let (rv, kept) = e.fetched.as_ref()?;
-        (**rv == *e.latest.as_deref().unwrap_or_default()).then(|| kept.lookup())
+        (**rv == *e.latest.as_deref().unwrap_or_default()).then(|| kept.lookup(rv))
     }
 
     /// Keeps a fetch result; errors are never kept.
@@ -123,7 +124,13 @@ mod tests {
     #[test]
     fn data_is_reused_only_while_unchanged() {
         let c = RefCache::default();
-        let found = Lookup::Found(Default::default(), Default::default());
+        let found = Lookup::Found(
+            Default::default(),
+            Meta {
+                resource_version: Some("5".into()),
+                ..Default::default()
+            },
+        );
         assert!(c.observe(Kind::Secret, "ns", "tok", Some("5".into())));
         assert!(
             !c.observe(Kind::Secret, "ns", "tok", Some("5".into())),

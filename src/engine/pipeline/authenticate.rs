@@ -12,6 +12,7 @@ use crate::checks::{CheckResult, Finding, authenticated};
 use crate::credential::{Credential, bearer};
 use crate::engine::Env;
 use crate::transport::http::Session;
+use crate::withhold;
 
 /// The API session and who the credential is.
 pub(super) struct Authenticated {
@@ -53,13 +54,11 @@ pub(super) async fn check(
 
     let mut identity = Identity::default();
     let credential_key = t.credential_key(rest);
-    if !t.fresh
-        && let Some((refused, since)) = env.withheld.get(&credential_key)
-    {
+    if let Some(notice) = run.withheld(withhold::Kind::Rest, &credential_key) {
         let mut info = credential_info(rest.method, &identity, t.declared_expiry);
-        info.withheld_since = Some(since.to_string());
+        info.withheld_since = run.found.withheld.as_ref().map(|w| w.since.to_string());
         run.found.credential = Some(info);
-        return Err(failed(crate::withhold::notice(&refused, since)));
+        return Err(failed(notice));
     }
     let shown = show(run, rest, &mut session, &mut identity).await;
     if let Some(s) = run.found.server.as_mut() {
@@ -67,12 +66,14 @@ pub(super) async fn check(
     }
     run.found.credential = Some(credential_info(rest.method, &identity, t.declared_expiry));
     match shown {
-        Err(Failed::Authenticated(f)) => {
-            if f.cause.withholds_credential() {
-                env.withheld.put(credential_key, f.clone(), (env.clock)());
+        Err(Failed::Authenticated(f)) if f.cause.withholds_credential() => {
+            let notice = run.refused(withhold::Kind::Rest, credential_key, f);
+            if let (Some(c), Some(w)) = (run.found.credential.as_mut(), &run.found.withheld) {
+                c.withheld_since = Some(w.since.to_string());
             }
-            return Err(failed(f));
+            return Err(failed(notice));
         }
+        Err(Failed::Authenticated(f)) => return Err(failed(f)),
         // The token endpoint failed a check the API origin passed: that is the check's verdict.
         Err(Failed::TokenEndpoint(r)) => return Err(r),
         Ok(()) => {}

@@ -14,6 +14,7 @@ use crate::checks::{CheckResult, Finding, Verdict};
 use crate::credential::{Credential, GitCredential, basic, bearer};
 use crate::engine::share::ProbeInput;
 use crate::transport::http::Session;
+use crate::withhold;
 
 /// GitAccess over HTTPS: the form git needs, the lockout rule, then every listed repository's
 /// advertisements; `found.git` gets the clone URLs and the form.
@@ -35,24 +36,21 @@ pub(super) async fn check(
     // The lockout rule holds for git too: a form git refused is not sent again until the
     // Secret, the spec or bbconn.dev/requested-at changes.
     let git_key = t.git_credential_key(rest, &header);
-    if !t.fresh
-        && let Some((refused, since)) = env.withheld.get(&git_key)
-    {
+    if let Some(notice) = run.withheld(withhold::Kind::Git, &git_key) {
         let repositories = targets.iter().map(GitTarget::info).collect();
         run.found.git = Some(git_info(t.req.git, &form, repositories));
-        let notice = crate::withhold::notice(&refused, since);
         return Err(CheckResult::failed(Check::GitAccess, notice));
     }
     let probed = probe_all(run, api_session, &targets, &form, &header).await;
     let repositories = targets.iter().map(GitTarget::info).collect();
     run.found.git = Some(git_info(t.req.git, &form, repositories));
-    let result = match probed.failed {
+    let mut result = match probed.failed {
         Some(r) => r.with_warnings(probed.warnings),
         None => git_access::check(t.req.git, &form, &probed.probes, probed.warnings),
     };
-    match result.failure() {
+    match result.failure().cloned() {
         Some(f) if f.cause.withholds_credential() => {
-            env.withheld.put(git_key, f.clone(), (env.clock)());
+            result.verdict = Verdict::Failed(run.refused(withhold::Kind::Git, git_key, f));
         }
         Some(_) => {}
         None => env.withheld.release(&git_key),

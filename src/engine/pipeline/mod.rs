@@ -24,9 +24,11 @@ use super::verdicts::Verdicts;
 use crate::api::{CredentialInfo, GitInfo, ServerInfo};
 use crate::bitbucket::{Api, RateLimit};
 use crate::checks::CheckResult;
+use crate::checks::Finding;
 use crate::checks::spec::Origin;
 use crate::transport::http::Session;
 use crate::transport::tls::LeafInfo;
+use crate::withhold::{Key, Kind, Withholding};
 
 mod authenticate;
 mod connect;
@@ -62,6 +64,8 @@ pub(super) struct Found {
     pub git: Option<GitInfo>,
     pub requests: Vec<(String, u16)>,
     pub rate_limits: Vec<(String, RateLimit)>,
+    /// A credential refused now or before, and not sent (status.withheld).
+    pub withheld: Option<Withholding>,
 }
 
 impl Found {
@@ -80,6 +84,43 @@ struct Run<'a> {
     env: &'a Env,
     input: &'a ProbeInput,
     found: Found,
+}
+
+impl Run<'_> {
+    /// The lockout rule, one place for every credential: a refusal this process holds for `key`,
+    /// or the connection's status recorded (a process that ran before, or another leader), is
+    /// the verdict, unless the user asked for a fresh check (bbconn.dev/requested-at).
+    fn withheld(&mut self, credential: Kind, key: &Key) -> Option<Finding> {
+        let (env, t) = (self.env, self.input);
+        if t.fresh {
+            return None;
+        }
+        if let Some(p) = t.persisted.as_ref().filter(|p| p.credential == credential) {
+            env.withheld.seed(*key, p.refusal.clone(), p.since);
+        }
+        let (refusal, since) = env.withheld.get(key)?;
+        let notice = crate::withhold::notice(&refusal, since);
+        self.found.withheld = Some(Withholding {
+            credential,
+            refusal,
+            since,
+        });
+        Some(notice)
+    }
+
+    /// Bitbucket refused the credential now: it is withheld from here on, and the verdict says
+    /// so already, so the next check does not rewrite the status to add it.
+    fn refused(&mut self, credential: Kind, key: Key, refusal: Finding) -> Finding {
+        let now = (self.env.clock)();
+        self.env.withheld.put(key, refusal.clone(), now);
+        let notice = crate::withhold::notice(&refusal, now);
+        self.found.withheld = Some(Withholding {
+            credential,
+            refusal,
+            since: now,
+        });
+        notice
+    }
 }
 
 /// One origin a connection is opened to (the API's, a token endpoint's, a clone URL's): the

@@ -20,6 +20,7 @@ use crate::engine::verdicts::Verdicts;
 use crate::ssh::client::{self, Accept, Authentication, Presented, Session};
 use crate::ssh::kexinit;
 use crate::ssh::known_hosts::{self, KeyType, KnownHosts};
+use crate::withhold;
 
 /// Where git over SSH is checked: the URL's user, host and port, and each listed repository's
 /// path there.
@@ -270,11 +271,9 @@ async fn authenticate(
     let env = run.env;
     let failed = |f| CheckResult::failed(Check::Authenticated, f);
     let key = run.input.ssh_key(&t.url.user, &t.url.host, t.url.port);
-    if !run.input.fresh
-        && let Some((refused, since)) = env.withheld.get(&key)
-    {
+    if let Some(notice) = run.withheld(withhold::Kind::SshKey, &key) {
         session.close().await;
-        return Err(failed(crate::withhold::notice(&refused, since)));
+        return Err(failed(notice));
     }
     let fp = ssh.fingerprint();
     let (user, host) = (t.url.user.as_str(), t.url.host.as_str());
@@ -286,8 +285,7 @@ async fn authenticate(
         Ok(Authentication::Refused) => {
             session.close().await;
             let f = judge::key_rejected(user, host, &fp);
-            env.withheld.put(key, f.clone(), (env.clock)());
-            Err(failed(f))
+            Err(failed(run.refused(withhold::Kind::SshKey, key, f)))
         }
         Err(e) => {
             session.close().await;
