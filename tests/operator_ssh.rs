@@ -162,7 +162,10 @@ async fn the_operator_checks_ssh_connections() {
         .into_iter()
         .filter(|e| matches!(&e.kind, SshEventKind::Auth(a) if a.fingerprint == fp))
         .count();
-    assert_eq!(offers, 1, "after a restart the refused key was offered {offers} times");
+    assert_eq!(
+        offers, 1,
+        "after a restart the refused key was offered {offers} times"
+    );
 
     // The key's Secret rotated to a registered key: Ready at once.
     let started = Instant::now();
