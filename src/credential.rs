@@ -4,17 +4,35 @@ use base64::Engine;
 use http::HeaderValue;
 use std::fmt;
 
-/// A secret value. Debug and Display print a placeholder, so a value cannot reach a log line,
-/// an event, a status or an error message by accident; `expose` is the one way out.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SecretString(String);
+/// A secret value, held by the `secrecy` crate: zeroed when dropped, Debug and Display print a
+/// placeholder (so a value cannot reach a log line, an event, a status or an error message by
+/// accident), and `expose` is the one way to the bytes, at the point of use.
+#[derive(Clone)]
+pub struct SecretString(secrecy::SecretString);
 
 impl SecretString {
     pub fn new(s: String) -> Self {
-        SecretString(s)
+        SecretString(s.into())
     }
     pub fn expose(&self) -> &str {
-        &self.0
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+// Credentials are compared (a rotated Secret, equal probe inputs) and hashed only through
+// their exposed values, never printed.
+impl PartialEq for SecretString {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for SecretString {}
+
+impl std::hash::Hash for SecretString {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.expose().hash(state);
     }
 }
 

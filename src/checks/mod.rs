@@ -41,13 +41,28 @@ impl Meta {
     }
 }
 
-/// The result of fetching a referenced object.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The result of fetching a referenced object. Debug names the keys, never the values.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Lookup {
     Found(BTreeMap<String, Vec<u8>>, Meta),
     NotFound,
     Forbidden(String),
     Failed(String),
+}
+
+impl std::fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lookup::Found(data, meta) => f
+                .debug_struct("Found")
+                .field("keys", &data.keys().collect::<Vec<_>>())
+                .field("meta", meta)
+                .finish_non_exhaustive(),
+            Lookup::NotFound => f.write_str("NotFound"),
+            Lookup::Forbidden(d) => f.debug_tuple("Forbidden").field(d).finish(),
+            Lookup::Failed(d) => f.debug_tuple("Failed").field(d).finish(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

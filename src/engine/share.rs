@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What the Bitbucket-facing checks need, owned, so one run can be shared by every connection
-/// with the same inputs.
+/// with the same inputs. Debug prints no secret: its credentials are secret types.
+#[derive(Debug)]
 pub(super) struct ProbeInput {
     pub spec: BitbucketConnectionSpec,
     pub req: Effective,

@@ -9,6 +9,7 @@ use crate::checks::{self, CheckResult, Finding, Lookup};
 use crate::engine::Target;
 
 /// What the later steps need of the Secrets, and the verdict.
+#[derive(Debug)]
 pub(in crate::engine) struct Resolved {
     /// The REST credential; None without spec.auth (a connection checked over SSH alone).
     pub credentials: Option<checks::credentials::Resolved>,
