@@ -86,6 +86,11 @@ fn every_contract_cause_is_in_the_catalogue() {
         "CloneUrlMismatch",
         "EgressProxyUnreachable",
         "EgressProxyAuthRequired",
+        "HostKeyUnknown",
+        "HostKeyMismatch",
+        "SshKeyRejected",
+        "HostKeyTypesIncomplete",
+        "SshHostMoved",
     ] {
         assert!(
             bbconn::catalogue::Cause::parse(name).is_some(),

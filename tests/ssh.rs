@@ -26,6 +26,7 @@ listeners:
   - {{ name: cloud-ssh-retired, kind: ssh, serves: [cloud], retiredRsaHostKey: true }}
   - {{ name: dc-ssh, kind: ssh, serves: [datacenter] }}
   - {{ name: proxy, kind: connectProxy, routes: {{ "ssh.bitbucket.org:22": cloud-ssh }} }}
+  - {{ name: dc, tls: good, serves: [datacenter], hosts: [bitbucket.example.com] }}
 cloud:
   users:
     - {{ username: alice, email: alice@example.com, sshKeys: ["{alice}"] }}
@@ -37,7 +38,9 @@ cloud:
         - {{ slug: secret }}
 datacenter:
   users:
-    - {{ name: alice, password: alice-pw, sshKeys: ["{alice}"] }}
+    - {{ name: alice, password: alice-pw, id: 1, sshKeys: ["{alice}"] }}
+  tokens:
+    - {{ id: "1", value: dc-alice-read-token-0001, kind: personal, user: alice, permissions: [REPO_READ] }}
   projects:
     - key: PROJ
       repositories:
@@ -703,5 +706,61 @@ async fn ssh_goes_through_the_egress_proxy_as_the_consumer_does() {
     assert!(
         tunnels.iter().all(|t| t == "ssh.bitbucket.org:22"),
         "{tunnels:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_center_with_rest_checks_git_at_the_ssh_clone_url_it_advertises() {
+    let w = World::start_with(fixture()).await;
+    let ssh_port = w.port("dc-ssh");
+    let kh = w
+        .sim
+        .ssh_known_hosts("dc-ssh", "bitbucket.example.com", ssh_port)
+        .join("\n");
+    // No ssh.url: the REST answer's links.clone (name ssh) says where git over SSH is.
+    let spec = "  flavor: DataCenter\n  url: https://bitbucket.example.com\n  auth: {method: AccessToken, secretRef: {name: dc-rest-cred}}\n  tls: {caBundleRef: {kind: ConfigMap, name: test-ca}}\n  requirements: {repositories: [{name: PROJ/app}]}\n  git:\n    transport: SSH\n    ssh: {secretRef: {name: dc-key}}\n";
+    let key = format!(
+        "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: dc-key, namespace: {NS}}}\nstringData:\n  identity: {}\n  known_hosts: {}\n",
+        serde_json::to_string(ALICE_ED25519.private).unwrap(),
+        serde_json::to_string(&kh).unwrap()
+    );
+    let m = common::connection(
+        NS,
+        "dc-rest",
+        spec,
+        &[("token", "dc-alice-read-token-0001")],
+    ) + &key
+        + &w.ca_configmap(NS);
+    let mut n = net();
+    n.connect_to = vec![
+        format!("bitbucket.example.com:443:127.0.0.1:{}", w.port("dc"))
+            .parse()
+            .unwrap(),
+        format!("bitbucket.example.com:{ssh_port}:127.0.0.1:{ssh_port}")
+            .parse()
+            .unwrap(),
+    ];
+    let checked = w.check_with(&m, n, Output::Json).await;
+    let (s, r, msg) = checked.condition("dc-rest", "Ready");
+    assert_eq!(
+        (s.as_str(), r.as_str()),
+        ("True", "AllChecksPassed"),
+        "{msg}\n{}",
+        checked.stdout
+    );
+    // The REST checks ran, and so did the SSH ones.
+    for c in [
+        "TLSVerified",
+        "ScopesSufficient",
+        "HostKeyVerified",
+        "GitAccess",
+    ] {
+        assert_eq!(checked.condition("dc-rest", c).0, "True", "{c}");
+    }
+    let ssh = &checked.status("dc-rest")["git"]["ssh"];
+    assert_eq!(
+        ssh["url"],
+        format!("ssh://git@bitbucket.example.com:{ssh_port}"),
+        "{ssh}"
     );
 }
