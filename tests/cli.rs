@@ -117,14 +117,25 @@ fn unusable_input_exits_2_and_names_what_is_wrong() {
     let o = bbconn(&["check", "-f", &big.display().to_string()], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("larger than 8 MiB"));
-    // A file that does not exist.
+    // A file that does not exist: the message names the file and says it is not there.
     let o = bbconn(&["check", "-f", "/nonexistent/x.yaml"], &[]);
-    assert_eq!(o.status.code(), Some(2));
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains("/nonexistent/x.yaml") && err.contains("No such file or directory"),
+        "the message names the missing file: {err}"
+    );
     // A deeply nested or alias-bomb YAML is refused by the parser's budget, not by exhausting memory.
     let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
     let path = write(&dir, "bomb.yaml", bomb.as_bytes());
     let o = bbconn(&["check", "-f", &path], &[]);
-    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains("bomb.yaml") && err.contains("too large or too complex"),
+        "the message names the file and the parser's budget: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -126,7 +126,6 @@ async fn every_destination_is_judged_before_connecting() {
         net.resolve.push(r.parse().unwrap());
     }
 
-    let mut refused = Vec::new();
     for (label, forms) in [
         ("--deny-destination 127.0.0.77", forms_of_denied()),
         ("default policy, metadata", forms_of_metadata()),
@@ -151,18 +150,14 @@ async fn every_destination_is_judged_before_connecting() {
             } else {
                 assert!(message.contains("token endpoint"), "{name}: {message}");
             }
-            refused.push(format!("{label}: {name} {form} {host}"));
         }
     }
+    // (Each connection of the manifest, three roles per form, was judged above: `condition`
+    // fails on a connection missing from the output.)
     assert_eq!(
         counter.accepted.load(Ordering::SeqCst),
         0,
         "a denied address was connected to"
-    );
-    // server, private endpoint and token endpoint, for each form
-    assert_eq!(
-        refused.len(),
-        3 * (forms_of_denied().len() + forms_of_metadata().len())
     );
 }
 

@@ -4,7 +4,11 @@
 
 mod common;
 
+use bbconn::api::BitbucketConnection;
+use bbconn::telemetry::Metrics;
 use common::World;
+use kube::core::DeserializeGuard;
+use kube::runtime::{reflector, watcher};
 
 const NS: &str = "expiry";
 
@@ -68,4 +72,39 @@ async fn a_declared_expiry_warns_expires_and_is_checked_for_form() {
 
     let (s, r, m) = out.condition("lapsed", "Authenticated");
     assert_eq!((s.as_str(), r.as_str()), ("False", "TokenExpired"), "{m}");
+
+    // The expiry metric (what the TokenExpiringSoon alert reads), as the operator's /metrics
+    // computes it from its cache holding these statuses: the declared instant, and no series for
+    // a connection whose expiry is not known.
+    let exposition = expose(&manifest, &out);
+    let series = |name: &str| {
+        let prefix =
+            format!("bbconn_token_expiry_timestamp_seconds{{namespace=\"{NS}\",name=\"{name}\"}} ");
+        exposition
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map(|v| v.parse::<i64>().unwrap())
+    };
+    assert_eq!(series("soon"), Some(soon.as_second()), "{exposition}");
+    assert_eq!(series("lapsed"), Some(past.as_second()), "{exposition}");
+    assert_eq!(series("garbled"), None, "{exposition}");
+}
+
+/// The operator's metrics exposition for the manifest's connections with the statuses `bbconn
+/// check` reached, compacted as the operator's cache keeps them.
+fn expose(manifest: &str, out: &common::Checked) -> String {
+    let (reader, mut writer) = reflector::store::<DeserializeGuard<BitbucketConnection>>();
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(manifest).unwrap();
+    for doc in docs
+        .into_iter()
+        .filter(|d| d["kind"] == "BitbucketConnection")
+    {
+        let mut c: BitbucketConnection = serde_json::from_value(doc).unwrap();
+        let status =
+            serde_json::from_value(out.status(c.metadata.name.as_deref().unwrap()).clone())
+                .unwrap();
+        c.status = Some(bbconn::status::compact(&status));
+        writer.apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(c))));
+    }
+    Metrics::new(Some(reader)).encode()
 }

@@ -218,20 +218,45 @@ async fn operator_end_to_end() {
     })
     .await;
 
-    // Steady state: no status writes across several intervals.
+    // Steady state: a connection checked every second goes through two transitions (a Secret
+    // without the token, then with it) and then holds still: no status writes across several
+    // intervals, while it is re-checked every interval. Its token is its own, so Bitbucket's side
+    // counts its checks: one identity probe (application-properties) per check.
+    const STEADY_TOKEN: &str = "dc-bob-admin-token-0116";
     apply(
         &admin,
         &connection(
             NS,
             "steady",
             &dc("steady", "  interval: 1s"),
-            &[("token", "dc-alice-admin-token-0103")],
+            &[("username", "bob")],
         ),
     )
     .await;
+    wait_for(&api, "steady", "Ready", "False", "SecretKeyMissing").await;
+    // Failing, and re-checked every second meanwhile.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    set_secret(&admin, "steady-cred", "token", STEADY_TOKEN).await;
     let steady = wait_for(&api, "steady", "Ready", "True", "AllChecksPassed").await;
+    let probes = || {
+        world
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| {
+                r.path == "/rest/api/latest/application-properties"
+                    && r.authorization.as_deref() == Some(&format!("Bearer {STEADY_TOKEN}"))
+            })
+            .count()
+    };
+    let ready_reconciles = |op: &Operator| {
+        op.metric("bbconn_reconcile_total{result=\"ready\"}")
+            .unwrap()
+    };
     let rv = steady.resource_version();
     let writes_before = a.metric("bbconn_status_writes_total").unwrap();
+    let (probes_before, ready_before) = (probes(), ready_reconciles(&a));
+    let window = Instant::now();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let again = api.get("steady").await.unwrap();
     assert_eq!(
@@ -244,11 +269,21 @@ async fn operator_end_to_end() {
         writes_after - writes_before < 1.0,
         "{writes_before} -> {writes_after} status writes at steady state"
     );
+    let (probes_after, ready_after) = (probes(), ready_reconciles(&a));
+    let window = window.elapsed();
+    eprintln!(
+        "steady: {} identity probes and {} ready reconciles in {window:?} at a 1 s interval",
+        probes_after - probes_before,
+        ready_after - ready_before
+    );
     assert!(
-        a.metric("bbconn_reconcile_total{result=\"ready\"}")
-            .unwrap()
-            > 3.0,
-        "steady was re-checked every interval"
+        probes_after - probes_before >= 3,
+        "steady was re-checked every interval: Bitbucket saw {} of its checks in {window:?}",
+        probes_after - probes_before
+    );
+    assert!(
+        ready_after - ready_before >= 3.0,
+        "steady was re-checked every interval: {ready_before} -> {ready_after} ready reconciles in {window:?}"
     );
 
     // An object the operator cannot read is skipped and reported; the watch goes on.
@@ -347,20 +382,47 @@ async fn operator_end_to_end() {
         rev.iter()
             .any(|e| e.type_.as_deref() == Some("Normal") && e.reason.as_deref() == Some("Ready"))
     );
-    // Events only on transitions: the steady connection, re-checked every second, has one at most
-    // per reason it went through.
-    let steady_events = about("steady");
-    let mut reasons: Vec<_> = steady_events
+    // Events only on transitions: the steady connection, re-checked every second while it failed
+    // and after it recovered, has exactly one Event per transition (a Warning when its Secret
+    // lacked the token, a Normal when it recovered), none repeated. kube's recorder folds a repeat into
+    // the first Event's `series` (count 2, 3, ...) rather than creating another Event, so a
+    // repeat shows there, not in the number of Events.
+    let steady_events: Vec<(String, String, Option<i32>)> = about("steady")
         .iter()
-        .filter_map(|e| e.reason.clone())
+        .map(|e| {
+            (
+                e.type_.clone().unwrap_or_default(),
+                e.reason.clone().unwrap_or_default(),
+                e.series.as_ref().map(|s| s.count),
+            )
+        })
         .collect();
-    let n = reasons.len();
-    reasons.dedup();
+    let mut transitions: Vec<(&str, &str)> = steady_events
+        .iter()
+        .map(|(t, r, _)| (t.as_str(), r.as_str()))
+        .collect();
+    transitions.sort();
     assert_eq!(
-        reasons.len(),
-        n,
-        "repeated events at steady state: {reasons:?}"
+        transitions,
+        [("Normal", "Ready"), ("Warning", "SecretKeyMissing")],
+        "steady's events: {steady_events:?}"
     );
+    assert!(
+        steady_events.iter().all(|(_, _, series)| series.is_none()),
+        "events repeated while steady was re-checked: {steady_events:?}"
+    );
+    // For the record: any other connection whose event was repeated.
+    for e in list.items.iter().filter(|e| e.series.is_some()) {
+        eprintln!(
+            "events: {} {} repeated: {:?}",
+            e.regarding
+                .as_ref()
+                .and_then(|r| r.name.as_deref())
+                .unwrap_or_default(),
+            e.reason.as_deref().unwrap_or_default(),
+            e.series
+        );
+    }
 
     // A second replica waits for the Lease, and takes over when the first stops.
     let mut b = Operator::start(

@@ -616,6 +616,42 @@ async fn every_real_answer_gets_the_verdict_its_meaning_says() {
             failures.push(format!("{}: no output: {}", row.id, out.stderr));
             continue;
         }
+        // The recording answered: bbconn sent a request the replay matches (its path and query;
+        // the replay is the first fault and has no other condition), and it was answered with
+        // the recording's status. Without this, a path or query that drifted would meet the
+        // simulator's own answers, and a row whose verdict they share would still pass.
+        let recorded_status = u16::try_from(record["status"].as_u64().unwrap()).unwrap();
+        let requests = world.sim.requests();
+        let replayed = requests.iter().any(|q| {
+            q.path.starts_with(row.at)
+                && row
+                    .query
+                    .is_none_or(|want| q.query.as_deref().is_some_and(|have| have.contains(want)))
+                && q.status == recorded_status
+        });
+        if !replayed {
+            let sent: Vec<String> = requests
+                .iter()
+                .map(|q| {
+                    format!(
+                        "{} {}{} -> {}",
+                        q.method,
+                        q.path,
+                        q.query
+                            .as_deref()
+                            .map(|x| format!("?{x}"))
+                            .unwrap_or_default(),
+                        q.status
+                    )
+                })
+                .collect();
+            failures.push(format!(
+                "{}: the recording was never served (no request at {}{}); bbconn sent: {sent:?}",
+                row.id,
+                row.at,
+                row.query.map(|q| format!(" with {q}")).unwrap_or_default()
+            ));
+        }
         for (cond, status, reason) in row.expect {
             let (s, rs, m) = out.condition("c", cond);
             if s != *status || (rs != *reason && *reason != "*") {

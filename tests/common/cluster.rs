@@ -31,6 +31,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,
     env: Vec<(String, String)>,
+    /// (component, offset of its log where its last restart began), for failure messages.
+    restarted_logs: std::sync::Mutex<Vec<(String, u64)>>,
 }
 
 impl Cluster {
@@ -61,6 +63,7 @@ impl Cluster {
             kubeconfig: dir.join("kubeconfig"),
             dir,
             env,
+            restarted_logs: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -102,6 +105,46 @@ impl Cluster {
 pub struct Stopped {
     name: String,
     cmdline: Vec<String>,
+    ports: Vec<u16>,
+}
+
+/// The last `n` lines of `path` from byte `from` on (what one start of a process wrote).
+fn log_tail(path: &Path, from: u64, n: usize) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let from = usize::try_from(from).unwrap_or(0).min(text.len());
+    let text = String::from_utf8_lossy(&text[from..]);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Whether every thread of `pid` has exited. A thread-group leader shows state Z as soon as its
+/// own thread is gone, while the process's other threads may still be exiting and still hold its
+/// files, its listening sockets among them: only an empty (or reaped) thread list means gone.
+fn exited(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let zombie = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    zombie && threads <= 1
+}
+
+/// Whether nothing listens on 127.0.0.1:`port` (std binds with SO_REUSEADDR, as Go does, so
+/// only a listening socket makes this fail, not connections in TIME_WAIT).
+fn port_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }
 
 impl Cluster {
@@ -121,7 +164,20 @@ impl Cluster {
             .unwrap()
     }
 
-    /// SIGKILLs `kube-apiserver` or `etcd`, as a crash or a node loss would.
+    /// The ports a component listens on.
+    fn ports_of(&self, name: &str) -> Vec<u16> {
+        let keys: &[&str] = match name {
+            "kube-apiserver" => &["BBCONN_APISERVER_PORT"],
+            "etcd" => &["BBCONN_ETCD_PORT", "BBCONN_ETCD_PEER_PORT"],
+            other => panic!("no such component: {other}"),
+        };
+        keys.iter()
+            .map(|k| self.env_of(k).parse().unwrap())
+            .collect()
+    }
+
+    /// SIGKILLs `kube-apiserver` or `etcd`, as a crash or a node loss would, and returns once
+    /// every thread of it has exited and its ports are free, so it can be started again at once.
     pub fn kill(&self, name: &str) -> Stopped {
         let pid = self.pid_of(name);
         let cmdline: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -130,33 +186,37 @@ impl Cluster {
             .filter(|a| !a.is_empty())
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
+        let ports = self.ports_of(name);
         Command::new("kill")
             .args(["-KILL", &pid.to_string()])
             .status()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::path::Path::new(&format!("/proc/{pid}/stat")).exists()
-            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| !s.contains(") Z "))
-                .unwrap_or(false)
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(50));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(exited(pid) && ports.iter().all(|p| port_free(*p))) {
+            assert!(
+                Instant::now() < deadline,
+                "{name} (pid {pid}) still holds its threads or ports {ports:?} 30 s after SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
         Stopped {
             name: name.to_string(),
             cmdline,
+            ports,
         }
     }
 
-    /// Starts a killed component again, with the same arguments and data.
+    /// Starts a killed component again, with the same arguments and data, and returns once it
+    /// listens on its ports; if it exits instead (or never listens), panics with its log.
     pub fn restart(&self, stopped: Stopped) {
         use std::os::unix::process::CommandExt;
+        let log_path = self.dir.join(format!("{}.log", stopped.name));
         let log = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
-            .open(self.dir.join(format!("{}.log", stopped.name)))
+            .open(&log_path)
             .unwrap();
+        let from = log.metadata().map(|m| m.len()).unwrap_or(0);
         let mut child = Command::new(&stopped.cmdline[0])
             .args(&stopped.cmdline[1..])
             .stdin(Stdio::null())
@@ -170,21 +230,67 @@ impl Cluster {
             child.id().to_string(),
         )
         .unwrap();
+        let name = &stopped.name;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{name} exited ({status}) instead of starting again; its log since the restart:\n{}",
+                    log_tail(&log_path, from, 30)
+                );
+            }
+            if stopped.ports.iter().all(|p| listening(*p)) {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "{name} did not listen on {:?} within 60 s of its restart; its log since:\n{}",
+                    stopped.ports,
+                    log_tail(&log_path, from, 30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.restarted_logs
+            .lock()
+            .unwrap()
+            .push((stopped.name.clone(), from));
         // Reaped when it exits (down.sh stops it), so it leaves no zombie behind.
         std::thread::spawn(move || child.wait());
     }
 
-    /// Waits until the API server answers again (after a restart).
+    /// Waits until the API server answers again (after a restart); if it does not, panics with
+    /// what the control plane's processes last wrote.
     pub async fn wait_ready(&self) {
         let client = self.client().await;
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
         while Instant::now() < deadline {
-            if client.apiserver_version().await.is_ok() {
-                return;
+            match client.apiserver_version().await {
+                Ok(_) => return,
+                Err(e) => last = e.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("the API server did not come back");
+        let mut logs = String::new();
+        for name in ["kube-apiserver", "etcd"] {
+            let from = self
+                .restarted_logs
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .map_or(0, |(_, from)| *from);
+            let pid = self.pid_of(name);
+            logs.push_str(&format!(
+                "\n--- {name} (pid {pid}, {}), its log since its last start:\n{}",
+                if exited(pid) { "exited" } else { "running" },
+                log_tail(&self.dir.join(format!("{name}.log")), from, 30)
+            ));
+        }
+        panic!("the API server did not come back within 60 s (last error: {last}){logs}");
     }
 
     /// Compacts etcd's history up to now, so a watch resuming from an older resourceVersion

@@ -46,10 +46,8 @@ spec:
   tls: { caBundleRef: { kind: ConfigMap, name: bitbucket-ca } }
 YAML
 kubectl wait --for=condition=Stalled bbconn/packaging-rotate -n demo --timeout=30s
-if kubectl wait --for=condition=Ready bbconn/packaging-rotate -n demo --timeout=3s 2>/dev/null; then
-    plog "kubectl wait --for=condition=Ready succeeded on a revoked token"
-    exit 1
-fi
+refused "kubectl wait --for=condition=Ready on a revoked token" "timed out waiting for the condition" \
+    kubectl wait --for=condition=Ready bbconn/packaging-rotate -n demo --timeout=3s
 echo "  (kubectl wait --for=condition=Ready timed out on the revoked token, as it should)"
 kubectl create secret generic packaging-rotate -n demo --from-literal=token=BBDC-FAKE-demo-alice-admin \
     --dry-run=client -o yaml | kubectl apply -f - >/dev/null

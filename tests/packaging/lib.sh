@@ -21,6 +21,22 @@ GO_BUILD_P=${BBCONN_GO_BUILD_P:-1}
 
 plog() { echo "packaging: $*" >&2; }
 
+# refused WHAT EXPECTED COMMAND...: COMMAND fails, and says EXPECTED (the refusal meant, not any
+# failure: a missing tool or a broken chart would fail too).
+refused() {
+    local what=$1 expected=$2 out
+    shift 2
+    if out=$("$@" 2>&1); then
+        echo "$what: accepted, but must be refused" >&2
+        return 1
+    fi
+    if ! grep -qF -- "$expected" <<<"$out"; then
+        echo "$what: refused, but not with \"$expected\":" >&2
+        echo "$out" | tail -n 5 >&2
+        return 1
+    fi
+}
+
 go_install() { # go_install NAME VERSION PACKAGE@VERSION [LDFLAGS]
     local name=$1 version=$2 pkg=$3 ldflags=${4:-} dir=$TOOLS_DIR/$1-$2
     if [[ ! -x $dir/$name ]]; then
@@ -28,7 +44,8 @@ go_install() { # go_install NAME VERSION PACKAGE@VERSION [LDFLAGS]
         plog "installing $name $version from the Go module proxy into $dir"
         mkdir -p "$dir"
         GOBIN=$dir GOFLAGS=-buildvcs=false CGO_ENABLED=0 nice -n 19 \
-            go install -p "$GO_BUILD_P" -trimpath -ldflags "-s -w $ldflags" "$pkg" >&2
+            go install -p "$GO_BUILD_P" -trimpath -ldflags "-s -w $ldflags" "$pkg" >&2 ||
+            { plog "installing $name $version failed"; return 1; }
     fi
     echo "$dir/$name"
 }
@@ -73,10 +90,11 @@ apt_tool() {
     if ! command -v "$bin" >/dev/null; then
         [[ $(id -u) == 0 ]] || sudo=sudo
         plog "installing Debian's $pkg (for $bin)"
-        $sudo apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$pkg" >&2
+        $sudo apt-get update -qq >&2 || { plog "apt-get update failed"; return 1; }
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$pkg" >&2 ||
+            { plog "installing Debian's $pkg failed"; return 1; }
     fi
-    command -v "$bin"
+    command -v "$bin" || { plog "$bin not found after installing $pkg"; return 1; }
 }
 lua_bin() { apt_tool lua5.1 lua5.1; }
 promtool_bin() { apt_tool promtool prometheus; }
@@ -92,8 +110,9 @@ pkg_python() {
         local sudo=
         [[ $(id -u) == 0 ]] || sudo=sudo
         plog "installing Debian's python3-yaml"
-        $sudo apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-yaml >&2
+        $sudo apt-get update -qq >&2 || { plog "apt-get update failed"; return 1; }
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-yaml >&2 ||
+            { plog "installing Debian's python3-yaml failed"; return 1; }
     fi
     echo /usr/bin/python3
 }

@@ -21,22 +21,32 @@ step() {
         echo "--- FAILED: $name ($((SECONDS - start))s)"
     fi
 }
+# Each tool is installed (or found), then run for its version: an installer that fails, or a
+# tool that does not run, fails this step (an assignment keeps its command's exit status).
 tools() {
-    echo "helm: $("$(helm_bin)" version --short)"
-    echo "kubeconform: $("$(kubeconform_bin)" -v)"
-    echo "lua: $("$(lua_bin)" -v 2>&1)"
-    echo "promtool: $("$(promtool_bin)" --version 2>&1 | head -1)"
-    echo "prometheus-operator CRDs: $(prometheus_operator_crds)"
+    local helm kubeconform lua promtool crds v
+    helm=$(helm_bin) && v=$("$helm" version --short) && echo "helm: $v" &&
+        kubeconform=$(kubeconform_bin) && v=$("$kubeconform" -v) && echo "kubeconform: $v" &&
+        lua=$(lua_bin) && v=$("$lua" -v 2>&1) && echo "lua: $v" &&
+        promtool=$(promtool_bin) && v=$("$promtool" --version 2>&1) && echo "promtool: ${v%%$'\n'*}" &&
+        crds=$(prometheus_operator_crds) &&
+        [[ -s $crds/monitoring.coreos.com_servicemonitors.yaml && -s $crds/monitoring.coreos.com_prometheusrules.yaml ]] &&
+        echo "prometheus-operator CRDs: $crds"
 }
+# The negative cases must be refused for their reason (refused, lib.sh), not by any failure.
 helm_lint() {
     local helm
-    helm=$(helm_bin)
+    helm=$(helm_bin) || return 1
     "$helm" lint --strict charts/bbconn &&
         "$helm" lint --strict charts/bbconn -f tests/packaging/values-full.yaml &&
         render > /dev/null && render -f tests/packaging/values-full.yaml > /dev/null &&
-        ! render --set replicaCount=2 --set leaderElection.enabled=false > /dev/null 2>&1 &&
-        ! render --set watchNamespaces[0]=Not_A_Namespace > /dev/null 2>&1 &&
-        echo "helm template: default and full values render; invalid values are refused"
+        refused "replicaCount=2 without leader election" \
+            "leaderElection.enabled=false needs replicaCount: 1" \
+            render --set replicaCount=2 --set leaderElection.enabled=false &&
+        refused "an invalid namespace in watchNamespaces" \
+            "at '/watchNamespaces/0': 'Not_A_Namespace' does not match pattern" \
+            render --set 'watchNamespaces[0]=Not_A_Namespace' &&
+        echo "helm template: default and full values render; invalid values are refused, each for its reason"
 }
 start=$SECONDS
 step "tools" tools

@@ -122,10 +122,8 @@ print(yaml.safe_dump({"apiVersion": "v1", "kind": "Pod",
                       "spec": t["spec"]}))
 PY
 kubectl apply --dry-run=server -f "$work/rendered/pod.yaml" >/dev/null
-if kubectl run psa-probe -n bbconn-system --image=busybox --restart=Never --dry-run=server >/dev/null 2>&1; then
-    plog "a pod without a securityContext was admitted into bbconn-system: Pod Security is not enforced"
-    exit 1
-fi
+refused "a pod without a securityContext in bbconn-system" 'violates PodSecurity "restricted' \
+    kubectl run psa-probe -n bbconn-system --image=busybox --restart=Never --dry-run=server
 echo "pod security: the operator's pod is admitted under 'restricted' in bbconn-system (a plain pod is not)"
 
 # --- install for real, as the README says -------------------------------------------
@@ -139,7 +137,8 @@ echo "install: helm upgrade bbconn charts/bbconn -f tests/packaging/values-full.
 "$helm" upgrade bbconn charts/bbconn --namespace bbconn-system -f tests/packaging/values-full.yaml >/dev/null
 kubectl get role,rolebinding -n team-a -o name | grep -q role.rbac.authorization.k8s.io/bbconn
 kubectl get servicemonitor,prometheusrule -n bbconn-system -o name | tr '\n' ' ' | sed 's/^/  /; s/$/\n/'
-if kubectl get clusterrole bbconn >/dev/null 2>&1; then plog "the upgrade to watchNamespaces left the ClusterRole"; exit 1; fi
+refused "the ClusterRole after the upgrade to watchNamespaces" '"bbconn" not found' \
+    kubectl get clusterrole bbconn
 "$helm" uninstall bbconn --namespace bbconn-system >/dev/null
 echo "install: helm uninstall bbconn: done"
 echo "install: kubectl apply -f deploy/"
