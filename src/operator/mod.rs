@@ -5,6 +5,7 @@
 //! checked), and re-checks a connection at once when something it references changes. One replica
 //! reconciles at a time, chosen by a Lease.
 
+pub mod discovery;
 pub mod leader;
 pub mod reconcile;
 pub mod refcache;
@@ -69,6 +70,8 @@ pub struct RunArgs {
     pub share_window: u64,
     #[command(flatten)]
     pub net: NetArgs,
+    #[command(flatten)]
+    pub discovery: discovery::DiscoveryArgs,
 }
 
 #[derive(Debug, Error)]
@@ -118,12 +121,18 @@ pub fn lease_name(explicit: Option<&str>, shard: Option<&str>) -> String {
     }
 }
 
-/// What the cache keeps of a connection: no managed fields, no annotations but requested-at, a
-/// compacted status. 10,000 connections must fit in tens of MiB.
+/// What the cache keeps of a connection: no managed fields, no labels but discovered-from, no
+/// annotations but requested-at, a compacted status. 10,000 connections must fit in tens of MiB.
 fn slim(w: &mut Watched) {
     let meta = w.meta_mut();
     meta.managed_fields = None;
-    meta.labels = None;
+    // Only the label the discovered-connections gauge counts by.
+    if let Some(l) = meta.labels.as_mut() {
+        l.retain(|k, _| k == discovery::apply::DISCOVERED_FROM);
+    }
+    if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        meta.labels = None;
+    }
     if let Some(a) = meta.annotations.as_mut() {
         a.retain(|k, _| k == reconcile::REQUESTED_AT);
     }
@@ -542,7 +551,14 @@ async fn run_term(
         reader.clone(),
     );
     let (s1, s2) = (reader.clone(), reader.clone());
-    Controller::for_stream(stream, reader)
+    // Discovery writes connections only while this replica leads, as reconciles do.
+    let discovery = async {
+        if args.discovery.enabled() {
+            discovery::run(client.clone(), args.discovery.clone()).await;
+        }
+        futures::future::pending::<()>().await;
+    };
+    let controller = Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .watches_stream(
             metadata_of::<Secret>(
@@ -584,8 +600,12 @@ async fn run_term(
             if let Err(e) = r {
                 tracing::debug!(error = %e, "controller");
             }
-        })
-        .await;
+        });
+    // The controller ends the term (shutdown); discovery ends with it.
+    tokio::select! {
+        _ = controller => {}
+        _ = discovery => {}
+    }
 }
 
 fn hostname() -> String {
