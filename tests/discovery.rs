@@ -456,6 +456,12 @@ async fn discovery_follows_argocd_and_flux() {
         "a person's connection is never changed"
     );
     assert!(op.is_running(), "{}", op.logs());
+    // Everything above ran under exactly the chart's RBAC: nothing was refused.
+    let logs = op.logs();
+    assert!(
+        !logs.contains("forbidden") && !logs.contains("Forbidden"),
+        "the operator was refused something:\n{logs}"
+    );
 
     // Without the operator, deleting a source still deletes its connection: the garbage
     // collector follows the ownerReference.
