@@ -194,6 +194,11 @@ async fn discovery_follows_argocd_and_flux() {
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ARGO}\n  labels: {{argocd.argoproj.io/secret-type: {kind}, app.kubernetes.io/instance: argocd}}\nstringData:\n{extra}"
         )
     };
+    let application = |name: &str, url: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: {name}, namespace: {ARGO}}}\nspec:\n  project: default\n  destination: {{server: https://kubernetes.default.svc, namespace: default}}\n  source: {{repoURL: {url}, path: ., targetRevision: HEAD}}\n"
+        )
+    };
     let git_repo = |name: &str, url: &str, secret: &str, annotations: &str| {
         format!(
             "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: {name}\n  namespace: {FLUX}\n  annotations: {{{annotations}}}\nspec:\n  interval: 1m\n  url: {url}\n  ref: {{branch: main}}\n  secretRef: {{name: {secret}}}\n"
@@ -218,9 +223,9 @@ async fn discovery_follows_argocd_and_flux() {
             "repo-creds",
             "  url: https://bitbucket.org/acme\n  username: x-token-auth\n  password: not-a-real-token\n",
         ),
-        format!(
-            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {{name: guestbook, namespace: {ARGO}}}\nspec:\n  project: default\n  destination: {{server: https://kubernetes.default.svc, namespace: default}}\n  source: {{repoURL: https://bitbucket.org/acme/guestbook.git, path: ., targetRevision: HEAD}}\n"
-        ),
+        application("guestbook", "https://bitbucket.org/acme/guestbook.git"),
+        // The same repository, written another way: the same connection.
+        application("guestbook-staging", "https://bitbucket.org/ACME/guestbook"),
         format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: flux-key, namespace: {FLUX}}}\nstringData:\n  identity: |\n{}  known_hosts: |\n{}",
             indented(ALICE_ED25519.private),
@@ -337,6 +342,12 @@ async fn discovery_follows_argocd_and_flux() {
         &uid_of(&admin, &app_ar, ARGO, "guestbook").await,
     );
     assert_eq!(app_conn.spec.auth_secret(), Some("acme-creds"));
+    let owners: Vec<&str> = app_conn
+        .owner_references()
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    assert_eq!(owners, ["guestbook", "guestbook-staging"]);
     assert_eq!(
         app_conn.spec.requirements.as_ref().unwrap().repositories[0].name,
         "acme/guestbook"
@@ -476,9 +487,12 @@ async fn discovery_follows_argocd_and_flux() {
         .await
         .unwrap();
     // The garbage collector may take up to its 30 s resync to notice the new resource types.
+    // The Application's connection stays: guestbook-staging still uses it.
+    let mut left = vec!["argocd-cloud-app".to_string(), from_app.clone()];
+    left.sort();
     eventually(Duration::from_secs(90), "the garbage collector", || async {
         let n = names(&argo).await;
-        if n == ["argocd-cloud-app"] {
+        if n == left {
             Ok(())
         } else {
             Err(format!("{n:?}"))
@@ -489,4 +503,31 @@ async fn discovery_follows_argocd_and_flux() {
         "source deleted to connection collected: {:?}",
         deleted.elapsed()
     );
+    // The operator back: the connection whose controller went is still discovery's, and
+    // follows the Application that remains.
+    let op = Operator::start(&sa, "discovery-2", &cluster.dir, &flags);
+    eventually(
+        WAIT,
+        "the remaining Application to control its connection",
+        || async {
+            let c = argo.get(&from_app).await.map_err(|e| e.to_string())?;
+            let controller = c
+                .owner_references()
+                .iter()
+                .find(|o| o.controller == Some(true))
+                .map(|o| o.name.clone());
+            let source = c.annotations().get("bbconn.dev/source").cloned();
+            match (controller.as_deref(), source.as_deref()) {
+                (Some("guestbook-staging"), Some("Application/guestbook-staging")) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    drop(op);
+    Api::<DynamicObject>::namespaced_with(admin.clone(), ARGO, &app_ar)
+        .delete("guestbook-staging", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_names(&argo, &["argocd-cloud-app"]).await;
 }

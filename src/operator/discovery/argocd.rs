@@ -214,7 +214,10 @@ pub fn desired(
         let Some(repo) = classify(&url, hosts) else {
             continue;
         };
-        let (ws, slug) = repo.name.split_once('/').unwrap_or((&repo.name, ""));
+        // Lower case: the name must not change with the way the remaining Applications write
+        // the URL (Argo CD compares them lower-cased too).
+        let lower = repo.name.to_ascii_lowercase();
+        let (ws, slug) = lower.split_once('/').unwrap_or((&lower, ""));
         let cred = Credential {
             secret: secret.clone(),
             format: SecretFormat::ArgoCd,
@@ -378,6 +381,9 @@ mod tests {
         assert_eq!(generated.spec.auth_secret(), Some("acme"));
         let repos = &generated.spec.requirements.as_ref().unwrap().repositories;
         assert_eq!(repos[0].name, "ACME/app");
+        // "a" gone, "b" (which writes the URL in lower case) keeps the same connection.
+        let rest = desired("argocd", &secrets, &apps[1..], &[]);
+        assert_eq!(rest[1].name, generated.name);
     }
 
     #[test]
