@@ -210,6 +210,11 @@ async fn discovery_follows_argocd_and_flux() {
             "repository",
             "  url: https://bitbucket.example.com/scm/OPS/infra.git\n  bearerToken: BBDC-not-a-real-token\n",
         ),
+        // Argo CD trusts a private CA for that host: so does its connection.
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: argocd-tls-certs-cm, namespace: {ARGO}}}\ndata:\n  bitbucket.example.com: |\n{}",
+            indented(&pki.ca_pem())
+        ),
         secret(
             "cloud-app",
             "repository-write",
@@ -311,6 +316,18 @@ async fn discovery_follows_argocd_and_flux() {
     assert_eq!(auth.secret_ref.format, Some(SecretFormat::ArgoCd));
     let repos = &dc.spec.requirements.as_ref().unwrap().repositories;
     assert_eq!(repos[0].name, "OPS/infra");
+    let ca = dc
+        .spec
+        .tls
+        .as_ref()
+        .unwrap()
+        .ca_bundle_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (ca.name.as_str(), ca.key.as_deref()),
+        ("argocd-tls-certs-cm", Some("bitbucket.example.com"))
+    );
 
     let ssh = argo.get("argocd-cloud-app").await.unwrap();
     assert_follows(

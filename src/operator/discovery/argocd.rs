@@ -6,8 +6,8 @@
 
 use super::OPT_OUT;
 use super::desired::{Credential, Desired, Owner, Source, object_name, short_digest, spec};
-use super::url::{DataCenterHost, argocd_normalize, classify, longest_prefix};
-use crate::api::{GitAccessLevel, SecretFormat};
+use super::url::{BitbucketRepo, DataCenterHost, argocd_normalize, classify, longest_prefix};
+use crate::api::{CaBundleKind, CaBundleRef, GitAccessLevel, SecretFormat};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
@@ -140,12 +140,27 @@ fn template<'a>(url: &str, secrets: &'a [RepoSecret], kind: SecretKind) -> Optio
     (t.has_credentials && !t.opted_out).then_some(t)
 }
 
-/// The connections for one Argo CD namespace.
+/// Argo CD keeps the CA certificates it trusts per server in this ConfigMap of its namespace,
+/// one key per host name.
+pub const TLS_CERTS: &str = "argocd-tls-certs-cm";
+
+/// The CA bundle Argo CD trusts for `repo`'s host, where `argocd-tls-certs-cm` has one.
+fn ca_for(repo: &BitbucketRepo, tls_hosts: &BTreeSet<String>) -> Option<CaBundleRef> {
+    tls_hosts.contains(&repo.host).then(|| CaBundleRef {
+        kind: CaBundleKind::ConfigMap,
+        name: TLS_CERTS.into(),
+        key: Some(repo.host.clone()),
+    })
+}
+
+/// The connections for one Argo CD namespace; `tls_hosts` are the keys of its
+/// `argocd-tls-certs-cm`.
 pub fn desired(
     namespace: &str,
     secrets: &[RepoSecret],
     apps: &[App],
     hosts: &[DataCenterHost],
+    tls_hosts: &BTreeSet<String>,
 ) -> Vec<Desired> {
     let mut out = Vec::new();
     // Repository Secrets: their own credential, else their template's.
@@ -179,7 +194,7 @@ pub fn desired(
             namespace: namespace.to_string(),
             name: object_name("argocd", &[&s.name]),
             owners: vec![s.owner()],
-            spec: spec(&repo, &cred, access),
+            spec: spec(&repo, &cred, access, ca_for(&repo, tls_hosts)),
         });
     }
     // Applications' repoURLs no repository Secret covers (opted out or not: a Secret that opts
@@ -239,7 +254,7 @@ pub fn desired(
                     uid: a.uid.clone(),
                 })
                 .collect(),
-            spec: spec(&repo, &cred, GitAccessLevel::Read),
+            spec: spec(&repo, &cred, GitAccessLevel::Read, ca_for(&repo, tls_hosts)),
         });
     }
     out
@@ -290,7 +305,7 @@ mod tests {
             ),
             secret("gh", SecretKind::Repository, "https://github.com/a/b", true),
         ];
-        let d = desired("argocd", &secrets, &[], &dc());
+        let d = desired("argocd", &secrets, &[], &dc(), &BTreeSet::new());
         assert_eq!(d.len(), 2, "{d:#?}");
         assert_eq!(d[0].name, "argocd-dc-repo");
         assert_eq!(d[0].spec.flavor, Flavor::DataCenter);
@@ -299,6 +314,23 @@ mod tests {
             Some("https://bitbucket.example.com")
         );
         assert_eq!(d[0].spec.auth_secret(), Some("dc-repo"));
+        assert_eq!(d[0].spec.tls, None);
+        // Where argocd-tls-certs-cm holds the server's CA, the connection trusts it too.
+        let tls = BTreeSet::from(["bitbucket.example.com".to_string()]);
+        let with_ca = desired("argocd", &secrets, &[], &dc(), &tls);
+        let ca = with_ca[0]
+            .spec
+            .tls
+            .as_ref()
+            .unwrap()
+            .ca_bundle_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (ca.name.as_str(), ca.key.as_deref()),
+            ("argocd-tls-certs-cm", Some("bitbucket.example.com"))
+        );
+        assert_eq!(with_ca[1].spec.tls, None, "no TLS over SSH");
         assert_eq!(d[0].owners[0].kind, "Secret");
         assert_eq!(d[1].spec.git_transport(), GitTransport::Ssh);
         assert_eq!(d[1].spec.git_access(), GitAccessLevel::Write);
@@ -332,7 +364,7 @@ mod tests {
                 true,
             ),
         ];
-        let d = desired("argocd", &secrets, &[], &[]);
+        let d = desired("argocd", &secrets, &[], &[], &BTreeSet::new());
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].spec.auth_secret(), Some("acme"));
         assert_eq!(d[0].spec.git_access(), GitAccessLevel::Read);
@@ -368,7 +400,7 @@ mod tests {
                 ],
             ),
         ];
-        let d = desired("argocd", &secrets, &apps, &[]);
+        let d = desired("argocd", &secrets, &apps, &[], &BTreeSet::new());
         assert_eq!(d.len(), 2, "{d:#?}");
         let generated = &d[1];
         assert!(
@@ -382,8 +414,30 @@ mod tests {
         let repos = &generated.spec.requirements.as_ref().unwrap().repositories;
         assert_eq!(repos[0].name, "ACME/app");
         // "a" gone, "b" (which writes the URL in lower case) keeps the same connection.
-        let rest = desired("argocd", &secrets, &apps[1..], &[]);
+        let rest = desired("argocd", &secrets, &apps[1..], &[], &BTreeSet::new());
         assert_eq!(rest[1].name, generated.name);
+    }
+
+    #[test]
+    fn a_secret_is_read_without_keeping_its_credentials() {
+        let mut s: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "r", "namespace": "argocd",
+                         "labels": {"argocd.argoproj.io/secret-type": "repository-write"}},
+            "data": {"url": "aHR0cHM6Ly9iaXRidWNrZXQub3JnL2EvYg==", "password": "c2VjcmV0", "username": ""},
+        }))
+        .unwrap();
+        crate::operator::discovery::strip_credentials(&mut s);
+        let kept = serde_json::to_string(&s).unwrap();
+        assert!(!kept.contains("c2VjcmV0"), "{kept}");
+        let r = RepoSecret::from_secret(&s).unwrap();
+        assert_eq!(r.url, "https://bitbucket.org/a/b");
+        assert_eq!(r.kind, SecretKind::RepositoryWrite);
+        assert!(r.has_credentials && r.git);
+        let mut url_only = s.clone();
+        if let Some(d) = url_only.data.as_mut() {
+            d.remove("password");
+        }
+        assert!(!RepoSecret::from_secret(&url_only).unwrap().has_credentials);
     }
 
     #[test]
@@ -405,7 +459,7 @@ mod tests {
         let mut app_off = app("x", &["https://bitbucket.org/acme/app"]);
         app_off.opted_out = true;
         let t = secret("t", SecretKind::Template, "https://bitbucket.org", true);
-        let d = desired("argocd", &[off, helm, t], &[app_off], &[]);
+        let d = desired("argocd", &[off, helm, t], &[app_off], &[], &BTreeSet::new());
         assert!(d.is_empty(), "{d:#?}");
     }
 }

@@ -3,8 +3,9 @@
 
 use super::url::BitbucketRepo;
 use crate::api::{
-    Auth, BitbucketConnectionSpec, CaBundleKind, Git, GitAccessLevel, GitSsh, GitTransport,
-    KnownHostsRef, RepositoryRequirement, Requirements, SecretFormat, SecretRef, SshSecretRef,
+    Auth, BitbucketConnectionSpec, CaBundleKind, CaBundleRef, Git, GitAccessLevel, GitSsh,
+    GitTransport, KnownHostsRef, RepositoryRequirement, Requirements, SecretFormat, SecretRef,
+    SshSecretRef, Tls,
 };
 use std::hash::Hasher;
 
@@ -54,10 +55,12 @@ pub struct Desired {
 pub const ARGOCD_KNOWN_HOSTS: &str = "argocd-ssh-known-hosts-cm";
 
 /// The spec that checks `repo` as the consumer uses it with `cred`.
+/// `ca`: where the consumer keeps the CA bundle it trusts for this server, if anywhere.
 pub fn spec(
     repo: &BitbucketRepo,
     cred: &Credential,
     access: GitAccessLevel,
+    ca: Option<CaBundleRef>,
 ) -> BitbucketConnectionSpec {
     let requirements = Some(Box::new(Requirements {
         repositories: vec![RepositoryRequirement {
@@ -110,7 +113,15 @@ pub fn spec(
         auth,
         profiles: Vec::new(),
         requirements,
-        tls: None,
+        // Over SSH there is no TLS to verify (REST, where it runs, uses the public roots).
+        tls: ca
+            .filter(|_| repo.transport == GitTransport::Https)
+            .map(|r| {
+                Box::new(Tls {
+                    ca_bundle_ref: Some(r),
+                    ..Tls::default()
+                })
+            }),
         network: None,
         git,
         interval: None,

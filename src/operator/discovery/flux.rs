@@ -105,7 +105,8 @@ pub fn desired(
                     name: r.name.clone(),
                     uid: r.uid.clone(),
                 }],
-                spec: spec(&repo, &cred, access),
+                // Flux's ca.crt in the Secret is not read yet: the public roots.
+                spec: spec(&repo, &cred, access, None),
             })
         })
         .collect()
@@ -166,6 +167,54 @@ mod tests {
         assert_eq!(d[1].spec.auth_secret(), Some("token"));
         assert_eq!(d[1].spec.git_access(), GitAccessLevel::Write);
         assert_eq!(d[1].owners[0].kind, "GitRepository");
+    }
+
+    #[test]
+    fn an_image_update_automation_pushes_through_its_source() {
+        let iua: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "bump", "namespace": "apps"},
+            "spec": {"sourceRef": {"kind": "GitRepository", "name": "infra"}},
+        }))
+        .unwrap();
+        assert_eq!(pushed_through(&iua), Some(("apps".into(), "infra".into())));
+        let elsewhere: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "bump", "namespace": "apps"},
+            "spec": {"sourceRef": {"kind": "GitRepository", "name": "infra", "namespace": "flux-system"}},
+        }))
+        .unwrap();
+        assert_eq!(
+            pushed_through(&elsewhere),
+            Some(("flux-system".into(), "infra".into()))
+        );
+        let bucket: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "image.toolkit.fluxcd.io/v1beta2",
+            "kind": "ImageUpdateAutomation",
+            "metadata": {"name": "bump", "namespace": "apps"},
+            "spec": {"sourceRef": {"kind": "Bucket", "name": "b"}},
+        }))
+        .unwrap();
+        assert_eq!(pushed_through(&bucket), None);
+    }
+
+    #[test]
+    fn a_git_repository_reads_as_flux_reads_it() {
+        let o: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1",
+            "kind": "GitRepository",
+            "metadata": {"name": "infra", "namespace": "flux-system", "uid": "u",
+                         "annotations": {"bbconn.dev/discover": "false"}},
+            "spec": {"url": "ssh://git@ssh.bitbucket.org/acme/app", "secretRef": {"name": "k"},
+                     "provider": "generic", "interval": "1m"},
+        }))
+        .unwrap();
+        let r = GitRepo::from_object(&o).unwrap();
+        assert_eq!(r.secret.as_deref(), Some("k"));
+        assert!(r.generic && r.opted_out);
+        assert_eq!(r.api_version, "source.toolkit.fluxcd.io/v1");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::operator::watch;
 use desired::Source;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::watcher;
@@ -157,7 +157,7 @@ async fn next_pass(notify: &Notify) {
 
 /// Only what discovery reads of an Argo CD Secret stays in memory: `url` and `type`, and for
 /// every other key whether it holds something (a credential's value never does).
-fn strip_credentials(s: &mut Secret) {
+pub(crate) fn strip_credentials(s: &mut Secret) {
     s.metadata.managed_fields = None;
     s.string_data = None;
     if let Some(data) = s.data.as_mut() {
@@ -167,6 +167,15 @@ fn strip_credentials(s: &mut Secret) {
                 *v = ByteString(b"1".to_vec());
             }
         }
+    }
+}
+
+/// Only a ConfigMap's keys stay in memory.
+fn keys_only(c: &mut ConfigMap) {
+    c.metadata.managed_fields = None;
+    c.binary_data = None;
+    if let Some(d) = c.data.as_mut() {
+        d.values_mut().for_each(String::clear);
     }
 }
 
@@ -198,18 +207,36 @@ async fn run_argocd(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<Data
             }),
             notify.clone(),
         );
-        stores.push((ns.clone(), secrets, apps));
+        // The CAs Argo CD trusts per host: only which hosts it has one for is kept.
+        let writer = Writer::<ConfigMap>::default();
+        let certs = writer.as_reader();
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let config =
+            watcher::Config::default().fields(&format!("metadata.name={}", argocd::TLS_CERTS));
+        drivers.spawn(
+            reflected("Argo CD TLS certificates", writer, move || {
+                watcher(api.clone(), config.clone()).map_ok(|e| e.modify(keys_only))
+            }),
+            notify.clone(),
+        );
+        stores.push((ns.clone(), secrets, apps, certs));
     }
-    for (_, secrets, apps) in &stores {
+    for (_, secrets, apps, certs) in &stores {
         let _ = secrets.wait_until_ready().await;
         let _ = tokio::time::timeout(OPTIONAL_WAIT, apps.wait_until_ready()).await;
+        let _ = tokio::time::timeout(OPTIONAL_WAIT, certs.wait_until_ready()).await;
     }
     tracing::info!(namespaces = ?namespaces, "discovering Argo CD's Bitbucket connections");
     let mut applier = apply::Applier::new(client, Source::ArgoCd, Some(namespaces.clone()));
     loop {
         let mut want = Vec::new();
         let mut unknown: Vec<&str> = Vec::new();
-        for (ns, secrets, apps) in &stores {
+        for (ns, secrets, apps, certs) in &stores {
+            let tls_hosts: BTreeSet<String> = certs
+                .state()
+                .iter()
+                .flat_map(|c| c.data.iter().flatten().map(|(k, _)| k.to_ascii_lowercase()))
+                .collect();
             let repo_secrets: Vec<argocd::RepoSecret> = secrets
                 .state()
                 .iter()
@@ -225,7 +252,13 @@ async fn run_argocd(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<Data
                 unknown.push("Application");
                 Vec::new()
             };
-            want.extend(argocd::desired(ns, &repo_secrets, &app_list, &hosts));
+            want.extend(argocd::desired(
+                ns,
+                &repo_secrets,
+                &app_list,
+                &hosts,
+                &tls_hosts,
+            ));
         }
         match applier.sync(want, &unknown).await {
             Ok(s) if s.applied + s.deleted + s.failed > 0 => {

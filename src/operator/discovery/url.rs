@@ -48,6 +48,8 @@ pub struct BitbucketRepo {
     pub ssh_origin: Option<String>,
     /// `workspace/slug` (Cloud) or `KEY/slug` (Data Center, `~user/slug` for personal ones).
     pub name: String,
+    /// The host the URL names, lower case (what Argo CD keys its TLS certificates by).
+    pub host: String,
 }
 
 /// The pieces of a git URL this module reads.
@@ -174,6 +176,7 @@ pub fn classify(raw: &str, hosts: &[DataCenterHost]) -> Option<BitbucketRepo> {
             rest_base: None,
             ssh_origin: (p.scheme == Scheme::Ssh).then(|| ssh_origin(&p)),
             name: two_segments(&p.path)?,
+            host: p.host.clone(),
         });
     }
     let dc = datacenter(&p, hosts)?;
@@ -198,6 +201,7 @@ pub fn classify(raw: &str, hosts: &[DataCenterHost]) -> Option<BitbucketRepo> {
                 )),
                 ssh_origin: None,
                 name: two_segments(repo)?,
+                host: p.host.clone(),
             })
         }
         Scheme::Ssh => Some(BitbucketRepo {
@@ -207,6 +211,7 @@ pub fn classify(raw: &str, hosts: &[DataCenterHost]) -> Option<BitbucketRepo> {
             ssh_origin: Some(ssh_origin(&p)),
             // Data Center's SSH clone URLs may carry /scm/ behind some proxies; take what follows.
             name: two_segments(p.path.rsplit_once("/scm/").map_or(&p.path, |(_, r)| r))?,
+            host: p.host.clone(),
         }),
     }
 }
