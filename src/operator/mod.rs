@@ -373,12 +373,36 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Env::new(args.net.net_config()).with_sharing(Duration::from_secs(args.share_window)),
     );
     let refs = Arc::new(refcache::RefCache::default());
+    warn_unwatched_discovery(&args);
     let shutdown =
         futures::future::FutureExt::shared(futures::future::FutureExt::boxed(shutdown_signal()));
     // Lead, or wait to: one controller per term as leader, until shutdown.
     let elector = elector(&args).await?;
     lead(&args, &client, elector, env, refs, metrics, shutdown).await;
     Ok(())
+}
+
+/// Discovery writes connections in its sources' namespaces: outside --watch-namespace nobody
+/// would check them.
+fn warn_unwatched_discovery(args: &RunArgs) {
+    let d = &args.discovery;
+    if !d.enabled() || args.namespaces.is_empty() {
+        return;
+    }
+    let mut unwatched: Vec<&str> = Vec::new();
+    if d.discover.contains(&discovery::Consumer::ArgoCd) {
+        unwatched.extend(d.argocd_namespaces.iter().map(String::as_str));
+    }
+    if d.discover.contains(&discovery::Consumer::Flux) {
+        if d.flux_namespaces.is_empty() {
+            unwatched.push("(every namespace: --discover-flux-namespace lists none)");
+        }
+        unwatched.extend(d.flux_namespaces.iter().map(String::as_str));
+    }
+    unwatched.retain(|ns| !args.namespaces.iter().any(|w| w == ns));
+    if !unwatched.is_empty() {
+        tracing::warn!(namespaces = ?unwatched, "discovery generates connections in namespaces this operator does not watch: they will not be checked; add them to --watch-namespace");
+    }
 }
 
 async fn wait_for_api_server(client: Client, ready: Arc<AtomicBool>) {
