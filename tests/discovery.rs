@@ -134,6 +134,21 @@ fn assert_follows(c: &BitbucketConnection, source: &str, kind: &str, name: &str,
     assert!(managers.contains(&"bbconn-discovery"), "{managers:?}");
 }
 
+const IMAGE_UPDATE_AUTOMATION_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: imageupdateautomations.image.toolkit.fluxcd.io}
+spec:
+  group: image.toolkit.fluxcd.io
+  names: {kind: ImageUpdateAutomation, listKind: ImageUpdateAutomationList, plural: imageupdateautomations, singular: imageupdateautomation}
+  scope: Namespaced
+  versions:
+    - name: v1beta2
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_follows_argocd_and_flux() {
     let cluster = Cluster::start("discovery");
@@ -182,6 +197,9 @@ async fn discovery_follows_argocd_and_flux() {
             .map_err(|e| e.to_string())
     })
     .await;
+    // ImageUpdateAutomation: no version of its module the proxy serves here carries its CRD
+    // (DISCOVERY.md), so a structural stand-in with the group, version and kind Flux serves.
+    apply(&admin, IMAGE_UPDATE_AUTOMATION_CRD).await;
     // After the CRDs: the garbage collector learns the resources it watches when it starts.
     let _gc = cluster.start_garbage_collector();
 
@@ -254,6 +272,16 @@ async fn discovery_follows_argocd_and_flux() {
             "ssh://git@ssh.bitbucket.org/acme/app",
             "flux-key",
             "",
+        ),
+        // Image automation pushes through this one: its connection proves Write.
+        git_repo(
+            "pushed",
+            "ssh://git@ssh.bitbucket.org/acme/app",
+            "flux-key",
+            "",
+        ),
+        format!(
+            "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageUpdateAutomation\nmetadata: {{name: bump, namespace: {FLUX}}}\nspec:\n  interval: 5m\n  sourceRef: {{kind: GitRepository, name: pushed}}\n  git: {{commit: {{author: {{name: bot, email: bot@example.com}}}}, push: {{branch: main}}}}\n"
         ),
         format!(
             "apiVersion: bbconn.dev/v1alpha1\nkind: BitbucketConnection\nmetadata: {{name: flux-mine, namespace: {FLUX}}}\nspec:\n  flavor: Cloud\n  git:\n    transport: SSH\n    ssh: {{secretRef: {{name: flux-key}}}}\n"
@@ -371,7 +399,9 @@ async fn discovery_follows_argocd_and_flux() {
     );
 
     // Flux: the SSH repository only; the person's flux-mine untouched.
-    wait_names(&flux, &["flux-infra", "flux-mine"]).await;
+    wait_names(&flux, &["flux-infra", "flux-mine", "flux-pushed"]).await;
+    let pushed = flux.get("flux-pushed").await.unwrap();
+    assert_eq!(pushed.spec.git_access(), GitAccessLevel::Write);
     let infra = flux.get("flux-infra").await.unwrap();
     assert_follows(
         &infra,
@@ -405,9 +435,10 @@ async fn discovery_follows_argocd_and_flux() {
         }
     })
     .await;
+    // flux-infra and flux-pushed (alice may push to acme/app).
     eventually(WAIT, "the discovered-connections gauge", || async {
         let v = op.metric(r#"bbconn_discovered_connections{source="flux",ready="true"}"#);
-        if v == Some(1.0) {
+        if v == Some(2.0) {
             Ok(())
         } else {
             Err(format!("{v:?}"))
@@ -477,7 +508,7 @@ async fn discovery_follows_argocd_and_flux() {
         ),
     )
     .await;
-    wait_names(&flux, &["flux-mine"]).await;
+    wait_names(&flux, &["flux-mine", "flux-pushed"]).await;
     let mine_after = flux.get("flux-mine").await.unwrap();
     assert_eq!(
         mine_after.spec, mine.spec,

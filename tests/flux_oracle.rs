@@ -128,7 +128,7 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
     apply(&admin, &common::cluster::deploy_rbac()).await;
     let rbac = Command::new("bash")
         .arg("-c")
-        .arg("source tests/packaging/lib.sh && render --set discovery.flux.enabled=true --show-only templates/discovery-rbac.yaml")
+        .arg("source tests/packaging/lib.sh && render --set discovery.flux.enabled=true --set discovery.flux.namespaces[0]=flux-system --show-only templates/discovery-rbac.yaml")
         .current_dir(repo())
         .stdin(Stdio::null())
         .output()
@@ -194,7 +194,9 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
         .service_account_kubeconfig(&admin, "bbconn-system", "bbconn")
         .await;
     let flags = vec![
+        // Flux discovery limited to its namespace: a Role there is all it is granted.
         "--discover=flux".to_string(),
+        format!("--discover-flux-namespace={NS}"),
         "--discover-datacenter-host=127.0.0.1".to_string(),
         "--address-class=127.0.0.0/8=public".to_string(),
         "--connect-timeout=2".to_string(),
