@@ -25,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn fixture() -> Fixture {
     Fixture::from_yaml(&format!(
-        "listeners:\n  - {{ name: cloud-ssh, kind: ssh, serves: [cloud] }}\ncloud:\n  users:\n    - {{ username: alice, email: alice@example.com, sshKeys: [\"{}\"] }}\n  workspaces:\n    - slug: acme\n      repositories:\n        - {{ slug: app, access: {{ alice: write }} }}\n        - {{ slug: other, access: {{ alice: read }} }}\n",
+        "listeners:\n  - {{ name: cloud-ssh, kind: ssh, serves: [cloud] }}\n  - {{ name: dc, tls: good, serves: [datacenter], hosts: [bitbucket.example.com] }}\ndatacenter:\n  users:\n    - {{ name: alice, password: alice-pw, id: 1 }}\n  tokens:\n    - {{ id: \"1\", value: dc-alice-read-token-0001, kind: personal, user: alice, permissions: [REPO_READ] }}\n  projects:\n    - key: PROJ\n      repositories:\n        - {{ slug: app, access: {{ alice: REPO_WRITE }} }}\ncloud:\n  users:\n    - {{ username: alice, email: alice@example.com, sshKeys: [\"{}\"] }}\n  workspaces:\n    - slug: acme\n      repositories:\n        - {{ slug: app, access: {{ alice: write }} }}\n        - {{ slug: other, access: {{ alice: read }} }}\n",
         ALICE_ED25519.public_line()
     ))
     .unwrap()
@@ -273,6 +273,17 @@ async fn discovery_follows_argocd_and_flux() {
             "flux-key",
             "",
         ),
+        // Over HTTPS to Data Center, with the CA Flux trusts in its Secret.
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: dc-token, namespace: {FLUX}}}\nstringData:\n  bearerToken: dc-alice-read-token-0001\n  ca.crt: |\n{}",
+            indented(&pki.ca_pem())
+        ),
+        git_repo(
+            "dc-app",
+            "https://bitbucket.example.com/scm/PROJ/app.git",
+            "dc-token",
+            "",
+        ),
         // Image automation pushes through this one: its connection proves Write.
         git_repo(
             "pushed",
@@ -304,7 +315,10 @@ async fn discovery_follows_argocd_and_flux() {
         format!("--connect-to=bitbucket.org:22:{closed}"),
         format!("--connect-to=bitbucket.org:443:{closed}"),
         format!("--connect-to=api.bitbucket.org:443:{closed}"),
-        format!("--connect-to=bitbucket.example.com:443:{closed}"),
+        format!(
+            "--connect-to=bitbucket.example.com:443:{}",
+            sim.addr("dc").unwrap()
+        ),
         "--connect-timeout=2".to_string(),
         "--request-timeout=5".to_string(),
     ];
@@ -399,7 +413,41 @@ async fn discovery_follows_argocd_and_flux() {
     );
 
     // Flux: the SSH repository only; the person's flux-mine untouched.
-    wait_names(&flux, &["flux-infra", "flux-mine", "flux-pushed"]).await;
+    wait_names(
+        &flux,
+        &["flux-dc-app", "flux-infra", "flux-mine", "flux-pushed"],
+    )
+    .await;
+    // The CA in Flux's Secret is the one the connection trusts: TLS verifies against the
+    // simulator's private CA.
+    let dc_app = flux.get("flux-dc-app").await.unwrap();
+    let ca = dc_app
+        .spec
+        .tls
+        .as_ref()
+        .unwrap()
+        .ca_bundle_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (ca.name.as_str(), ca.key.as_deref()),
+        ("dc-token", Some("ca.crt"))
+    );
+    eventually(WAIT, "flux-dc-app Ready", || async {
+        let c = flux.get("flux-dc-app").await.map_err(|e| e.to_string())?;
+        let s = c.status.unwrap_or_default();
+        let state = |t: &str| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == t)
+                .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        };
+        match (state("TLSVerified"), state("Ready")) {
+            (Some(t), Some(r)) if t.0 == "True" && r.0 == "True" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     let pushed = flux.get("flux-pushed").await.unwrap();
     assert_eq!(pushed.spec.git_access(), GitAccessLevel::Write);
     let infra = flux.get("flux-infra").await.unwrap();
@@ -435,10 +483,10 @@ async fn discovery_follows_argocd_and_flux() {
         }
     })
     .await;
-    // flux-infra and flux-pushed (alice may push to acme/app).
+    // flux-dc-app, flux-infra and flux-pushed (alice may push to acme/app).
     eventually(WAIT, "the discovered-connections gauge", || async {
         let v = op.metric(r#"bbconn_discovered_connections{source="flux",ready="true"}"#);
-        if v == Some(2.0) {
+        if v == Some(3.0) {
             Ok(())
         } else {
             Err(format!("{v:?}"))
@@ -508,7 +556,7 @@ async fn discovery_follows_argocd_and_flux() {
         ),
     )
     .await;
-    wait_names(&flux, &["flux-mine", "flux-pushed"]).await;
+    wait_names(&flux, &["flux-dc-app", "flux-mine", "flux-pushed"]).await;
     let mine_after = flux.get("flux-mine").await.unwrap();
     assert_eq!(
         mine_after.spec, mine.spec,

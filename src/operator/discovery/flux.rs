@@ -5,7 +5,7 @@
 use super::argocd::opted_out;
 use super::desired::{Credential, Desired, Owner, Source, object_name, spec};
 use super::url::{DataCenterHost, classify};
-use crate::api::{GitAccessLevel, SecretFormat};
+use crate::api::{CaBundleKind, CaBundleRef, GitAccessLevel, GitTransport, SecretFormat};
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use std::collections::BTreeSet;
@@ -22,9 +22,18 @@ pub struct GitRepo {
     /// spec.provider: absent or `generic` for Bitbucket (azure, github, aws are other hosts').
     pub generic: bool,
     pub opted_out: bool,
+    /// The key of its Secret that holds the CA Flux trusts over HTTPS (`ca.crt`, or the older
+    /// `caFile`), where it has one: filled by the caller, which reads the Secret.
+    pub ca_key: Option<String>,
 }
 
 impl GitRepo {
+    /// Whether its Secret matters beyond its name: over HTTPS, it may hold a CA.
+    pub fn reads_ca(&self, hosts: &[DataCenterHost]) -> bool {
+        self.secret.is_some()
+            && classify(&self.url, hosts).is_some_and(|r| r.transport == GitTransport::Https)
+    }
+
     pub fn from_object(o: &DynamicObject) -> Option<GitRepo> {
         let spec = o.data.get("spec")?;
         let s = |k: &str| spec.get(k).and_then(|v| v.as_str());
@@ -46,6 +55,7 @@ impl GitRepo {
                 .map(String::from),
             generic: s("provider").is_none_or(|p| p == "generic"),
             opted_out: opted_out(o.annotations()),
+            ca_key: None,
         })
     }
 }
@@ -91,6 +101,11 @@ pub fn desired(
             } else {
                 GitAccessLevel::Read
             };
+            let ca = r.ca_key.as_ref().map(|key| CaBundleRef {
+                kind: CaBundleKind::Secret,
+                name: secret.clone(),
+                key: Some(key.clone()),
+            });
             let cred = Credential {
                 secret,
                 format: SecretFormat::Flux,
@@ -105,8 +120,7 @@ pub fn desired(
                     name: r.name.clone(),
                     uid: r.uid.clone(),
                 }],
-                // Flux's ca.crt in the Secret is not read yet: the public roots.
-                spec: spec(&repo, &cred, access, None),
+                spec: spec(&repo, &cred, access, ca),
             })
         })
         .collect()
@@ -127,6 +141,7 @@ mod tests {
             secret: secret.map(String::from),
             generic: true,
             opted_out: false,
+            ca_key: None,
         }
     }
 
@@ -165,6 +180,7 @@ mod tests {
         );
         assert_eq!(d[0].spec.git_access(), GitAccessLevel::Read);
         assert_eq!(d[1].spec.auth_secret(), Some("token"));
+        assert_eq!(d[1].spec.tls, None);
         assert_eq!(d[1].spec.git_access(), GitAccessLevel::Write);
         assert_eq!(d[1].owners[0].kind, "GitRepository");
     }
@@ -215,6 +231,38 @@ mod tests {
         assert_eq!(r.secret.as_deref(), Some("k"));
         assert!(r.generic && r.opted_out);
         assert_eq!(r.api_version, "source.toolkit.fluxcd.io/v1");
+    }
+
+    #[test]
+    fn a_ca_in_the_secret_is_trusted_over_https_only() {
+        let hosts = vec!["bitbucket.example.com".parse().unwrap()];
+        let mut https = repo(
+            "app",
+            "https://bitbucket.example.com/scm/OPS/app.git",
+            Some("s"),
+        );
+        let mut ssh = repo(
+            "ssh",
+            "ssh://git@bitbucket.example.com:7999/ops/app",
+            Some("s"),
+        );
+        assert!(https.reads_ca(&hosts) && !ssh.reads_ca(&hosts));
+        https.ca_key = Some("ca.crt".into());
+        ssh.ca_key = Some("ca.crt".into());
+        let d = desired(&[https, ssh], &BTreeSet::new(), &hosts);
+        let ca = d[0]
+            .spec
+            .tls
+            .as_ref()
+            .unwrap()
+            .ca_bundle_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (ca.kind, ca.name.as_str(), ca.key.as_deref()),
+            (CaBundleKind::Secret, "s", Some("ca.crt"))
+        );
+        assert_eq!(d[1].spec.tls, None);
     }
 
     #[test]

@@ -170,6 +170,48 @@ pub(crate) fn strip_credentials(s: &mut Secret) {
     }
 }
 
+/// Which key of a Flux Secret holds a CA, per Secret: discovery does not watch Secrets, so what
+/// it read is trusted for a while (a CA added later is seen within [`CA_KEYS_FOR`]).
+struct CaKeys {
+    client: Client,
+    read: std::collections::HashMap<(String, String), (tokio::time::Instant, Option<String>)>,
+}
+
+const CA_KEYS_FOR: Duration = Duration::from_secs(300);
+
+impl CaKeys {
+    fn new(client: Client) -> CaKeys {
+        CaKeys {
+            client,
+            read: Default::default(),
+        }
+    }
+
+    /// Reads only the Secret a GitRepository references (Flux's keys: `ca.crt`, else `caFile`).
+    /// A Secret that cannot be read has no CA here: the checks report why it cannot be read.
+    async fn key(&mut self, ns: &str, name: &str) -> Option<String> {
+        let id = (ns.to_string(), name.to_string());
+        if let Some((at, key)) = self.read.get(&id)
+            && at.elapsed() < CA_KEYS_FOR
+        {
+            return key.clone();
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let key = match api.get_opt(name).await {
+            Ok(Some(s)) => ["ca.crt", "caFile"]
+                .into_iter()
+                .find(|k| s.data.as_ref().is_some_and(|d| d.contains_key(*k)))
+                .map(String::from),
+            // Not remembered: a Secret created next is read on the next pass.
+            Ok(None) | Err(_) => return None,
+        };
+        self.read.retain(|_, (at, _)| at.elapsed() < CA_KEYS_FOR);
+        self.read
+            .insert(id, (tokio::time::Instant::now(), key.clone()));
+        key
+    }
+}
+
 /// Only a ConfigMap's keys stay in memory.
 fn keys_only(c: &mut ConfigMap) {
     c.metadata.managed_fields = None;
@@ -330,17 +372,23 @@ async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCe
         let _ = tokio::time::timeout(OPTIONAL_WAIT, s.wait_until_ready()).await;
     }
     tracing::info!(namespaces = ?namespaces, image_automation = automation_ar.is_some(), "discovering Flux's Bitbucket connections");
+    let mut cas = CaKeys::new(client.clone());
     let mut applier = apply::Applier::new(
         client.clone(),
         Source::Flux,
         (!namespaces.is_empty()).then(|| namespaces.clone()),
     );
     loop {
-        let repos: Vec<flux::GitRepo> = repo_stores
+        let mut repos: Vec<flux::GitRepo> = repo_stores
             .iter()
             .flat_map(|s| s.state())
             .filter_map(|o| flux::GitRepo::from_object(&o))
             .collect();
+        for r in repos.iter_mut().filter(|r| r.reads_ca(&hosts)) {
+            if let Some(secret) = r.secret.clone() {
+                r.ca_key = cas.key(&r.namespace, &secret).await;
+            }
+        }
         let pushed: BTreeSet<(String, String)> = automation_stores
             .iter()
             .flat_map(|s| s.state())
