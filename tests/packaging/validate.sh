@@ -24,6 +24,8 @@ mkdir -p "$work/rendered" "$work/schemas"
 py=$(pkg_python)
 kubeconform=$(kubeconform_bin)
 promcrds=$(prometheus_operator_crds)
+# Argo CD's and Flux's CRDs, from their Go modules: examples/discovery/ holds their objects.
+consumers=$(bash tests/controlplane/consumer-crds.sh)
 
 # --- render ----------------------------------------------------------------
 render > "$work/rendered/chart-default.yaml"
@@ -104,7 +106,7 @@ done
 # --- kubeconform ---------------------------------------------------------------
 kubectl get --raw /openapi/v2 > "$work/openapi-v2.json"
 "$py" tests/packaging/openapi2jsonschema.py "$work/schemas" --openapi "$work/openapi-v2.json" \
-    --crd crds/*.yaml "$promcrds"/*.yaml
+    --crd crds/*.yaml "$promcrds"/*.yaml "$consumers"/flux/*.yaml "$consumers"/argocd/*.yaml
 files=("$work/rendered/chart-default.yaml" "$work/rendered/chart-full.yaml" deploy/ docs/alerting/prometheusrule.yaml
     docs/argocd/argocd-cm.yaml examples/ tests/packaging/fixtures/)
 echo "kubeconform $("$kubeconform" -v), -strict, local schemas:"
