@@ -197,9 +197,6 @@ async fn discovery_follows_argocd_and_flux() {
             .map_err(|e| e.to_string())
     })
     .await;
-    // ImageUpdateAutomation: no version of its module the proxy serves here carries its CRD
-    // (DISCOVERY.md), so a structural stand-in with the group, version and kind Flux serves.
-    apply(&admin, IMAGE_UPDATE_AUTOMATION_CRD).await;
     // After the CRDs: the garbage collector learns the resources it watches when it starts.
     let _gc = cluster.start_garbage_collector();
 
@@ -284,15 +281,12 @@ async fn discovery_follows_argocd_and_flux() {
             "dc-token",
             "",
         ),
-        // Image automation pushes through this one: its connection proves Write.
+        // Image automation will push through this one (installed later, below).
         git_repo(
             "pushed",
             "ssh://git@ssh.bitbucket.org/acme/app",
             "flux-key",
             "",
-        ),
-        format!(
-            "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageUpdateAutomation\nmetadata: {{name: bump, namespace: {FLUX}}}\nspec:\n  interval: 5m\n  sourceRef: {{kind: GitRepository, name: pushed}}\n  git: {{commit: {{author: {{name: bot, email: bot@example.com}}}}, push: {{branch: main}}}}\n"
         ),
         format!(
             "apiVersion: bbconn.dev/v1alpha1\nkind: BitbucketConnection\nmetadata: {{name: flux-mine, namespace: {FLUX}}}\nspec:\n  flavor: Cloud\n  git:\n    transport: SSH\n    ssh: {{secretRef: {{name: flux-key}}}}\n"
@@ -449,7 +443,52 @@ async fn discovery_follows_argocd_and_flux() {
     })
     .await;
     let pushed = flux.get("flux-pushed").await.unwrap();
-    assert_eq!(pushed.spec.git_access(), GitAccessLevel::Write);
+    assert_eq!(pushed.spec.git_access(), GitAccessLevel::Read);
+    // Flux's image automation installed after bbconn started (often the case): an
+    // ImageUpdateAutomation pushing through "pushed" makes its connection prove Write. The
+    // real CRD is in no module version the proxy serves here (DISCOVERY.md): a structural
+    // stand-in with the group, version and kind Flux serves.
+    apply(&admin, IMAGE_UPDATE_AUTOMATION_CRD).await;
+    let iua = format!(
+        "apiVersion: image.toolkit.fluxcd.io/v1beta2\nkind: ImageUpdateAutomation\nmetadata: {{name: bump, namespace: {FLUX}}}\nspec:\n  interval: 5m\n  sourceRef: {{kind: GitRepository, name: pushed}}\n  git: {{commit: {{author: {{name: bot, email: bot@example.com}}}}, push: {{branch: main}}}}\n"
+    );
+    eventually(WAIT, "ImageUpdateAutomations to be served", || async {
+        let docs: serde_json::Value = serde_saphyr::from_str(&iua).map_err(|e| e.to_string())?;
+        let ar = ar(
+            "image.toolkit.fluxcd.io",
+            "v1beta2",
+            "ImageUpdateAutomation",
+        );
+        Api::<DynamicObject>::namespaced_with(admin.clone(), FLUX, &ar)
+            .patch(
+                "bump",
+                &PatchParams::apply("bbconn-e2e").force(),
+                &Patch::Apply(&docs),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    // Discovery looks for the kind again on its next pass: a change to any GitRepository.
+    apply(
+        &admin,
+        &git_repo(
+            "pushed",
+            "ssh://git@ssh.bitbucket.org/acme/app",
+            "flux-key",
+            "example.com/touched: \"1\"",
+        ),
+    )
+    .await;
+    eventually(WAIT, "flux-pushed to prove Write", || async {
+        let c = flux.get("flux-pushed").await.map_err(|e| e.to_string())?;
+        match c.spec.git_access() {
+            GitAccessLevel::Write => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     let infra = flux.get("flux-infra").await.unwrap();
     assert_follows(
         &infra,

@@ -212,6 +212,15 @@ impl CaKeys {
     }
 }
 
+/// Where Flux's image automation is installed, the resource of its ImageUpdateAutomations.
+async fn automation_kind(client: &Client) -> Option<ApiResource> {
+    kube::discovery::group(client, "image.toolkit.fluxcd.io")
+        .await
+        .ok()?
+        .recommended_kind("ImageUpdateAutomation")
+        .map(|(ar, _)| ar)
+}
+
 /// Only a ConfigMap's keys stay in memory.
 fn keys_only(c: &mut ConfigMap) {
     c.metadata.managed_fields = None;
@@ -344,34 +353,35 @@ async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCe
         );
         repo_stores.push(store);
     }
-    // ImageUpdateAutomations push through a GitRepository: read where their CRD is installed.
-    let automation_ar = match kube::discovery::group(&client, "image.toolkit.fluxcd.io").await {
-        Ok(g) => g
-            .recommended_kind("ImageUpdateAutomation")
-            .map(|(ar, _)| ar),
-        Err(_) => None,
+    // ImageUpdateAutomations push through a GitRepository: read where their CRD is installed
+    // (looked for again on every pass until it is: image automation is often installed later).
+    let watch_automations = |drivers: &mut Drivers, ar: &ApiResource| {
+        scope
+            .iter()
+            .map(|ns| {
+                let (store, writer) = dynamic_store(ar);
+                let api = api_for(ar, ns);
+                drivers.spawn(
+                    reflected("Flux ImageUpdateAutomations", writer, move || {
+                        watcher(api.clone(), watcher::Config::default())
+                    }),
+                    notify.clone(),
+                );
+                store
+            })
+            .collect::<Vec<_>>()
     };
-    let mut automation_stores = Vec::new();
-    if let Some(ar) = &automation_ar {
-        for ns in &scope {
-            let (store, writer) = dynamic_store(ar);
-            let api = api_for(ar, ns);
-            drivers.spawn(
-                reflected("Flux ImageUpdateAutomations", writer, move || {
-                    watcher(api.clone(), watcher::Config::default())
-                }),
-                notify.clone(),
-            );
-            automation_stores.push(store);
-        }
-    }
+    let mut automation_stores = match automation_kind(&client).await {
+        Some(ar) => watch_automations(&mut drivers, &ar),
+        None => Vec::new(),
+    };
     for s in &repo_stores {
         let _ = s.wait_until_ready().await;
     }
     for s in &automation_stores {
         let _ = tokio::time::timeout(OPTIONAL_WAIT, s.wait_until_ready()).await;
     }
-    tracing::info!(namespaces = ?namespaces, image_automation = automation_ar.is_some(), "discovering Flux's Bitbucket connections");
+    tracing::info!(namespaces = ?namespaces, image_automation = !automation_stores.is_empty(), "discovering Flux's Bitbucket connections");
     let mut cas = CaKeys::new(client.clone());
     let mut applier = apply::Applier::new(
         client.clone(),
@@ -379,6 +389,15 @@ async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCe
         (!namespaces.is_empty()).then(|| namespaces.clone()),
     );
     loop {
+        if automation_stores.is_empty()
+            && let Some(ar) = automation_kind(&client).await
+        {
+            tracing::info!("ImageUpdateAutomations are served now: reading them");
+            automation_stores = watch_automations(&mut drivers, &ar);
+            for s in &automation_stores {
+                let _ = tokio::time::timeout(OPTIONAL_WAIT, s.wait_until_ready()).await;
+            }
+        }
         let mut repos: Vec<flux::GitRepo> = repo_stores
             .iter()
             .flat_map(|s| s.state())
