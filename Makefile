@@ -58,6 +58,7 @@ demo-check: build
 bench:
 	$(CARGO) bench --bench check
 
-## bench-operator: the operator with 1,000 and 10,000 connections on the local control plane.
-bench-operator: controlplane
+## bench-operator: the operator with 1,000 and 10,000 connections on the local control plane,
+## and discovery of 1,000 Flux GitRepositories.
+bench-operator: controlplane consumers
 	$(CARGO) bench --bench operator
