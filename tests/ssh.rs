@@ -782,3 +782,26 @@ async fn data_center_with_rest_checks_git_at_the_ssh_clone_url_it_advertises() {
         "{ssh}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_destination_policy_applies_to_ssh() {
+    let w = World::start_with(fixture()).await;
+    let c = cases()
+        .into_iter()
+        .find(|c| c.name == "cloud-user-key")
+        .unwrap();
+    let mut n = net();
+    n.deny_destination = vec!["127.0.0.0/8".parse().unwrap()];
+    w.sim.clear_ssh_events();
+    let checked = w.check_with(&manifest(&w, &c), n, Output::Json).await;
+    let (s, r, m) = checked.condition(c.name, "NetworkPathValid");
+    assert_eq!(
+        (s.as_str(), r.as_str()),
+        ("False", "DestinationNotAllowed"),
+        "{m}"
+    );
+    assert!(
+        w.sim.ssh_events().is_empty(),
+        "a denied destination was contacted"
+    );
+}

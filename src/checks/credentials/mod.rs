@@ -2,11 +2,11 @@
 //! keys the auth method reads (`ssh.rs`: the consumer's SSH key and known_hosts). Pure: the
 //! caller fetches the Secret.
 
+mod consumer;
 pub mod ssh;
 
-use super::git_access::{API_TOKEN_USER, TOKEN_USER};
 use super::{Finding, Lookup};
-use crate::api::{Auth, AuthMethod, BitbucketConnectionSpec, Flavor, SecretFormat};
+use crate::api::{AuthMethod, BitbucketConnectionSpec};
 use crate::catalogue::Cause;
 use crate::credential::{Credential, GitCredential, SecretString};
 use std::collections::BTreeMap;
@@ -152,7 +152,7 @@ pub fn check(
         ));
     };
     if let Some(format) = auth.secret_ref.format {
-        return consumer(spec, auth, format, secret_name, data);
+        return consumer::resolve(spec, auth, format, secret_name, data);
     }
     // The CRD requires spec.auth.method without a format.
     let Some(method) = auth.method else {
@@ -228,163 +228,6 @@ pub fn check(
     })
 }
 
-/// A consumer's own Secret: first what the consumer sends to git (as Argo CD and Flux choose
-/// between their keys), then the REST credential that sends the same secret by the method.
-fn consumer(
-    spec: &BitbucketConnectionSpec,
-    auth: &Auth,
-    format: SecretFormat,
-    secret_name: &str,
-    data: &BTreeMap<String, Vec<u8>>,
-) -> Result<Resolved, Finding> {
-    let who = format!("the {} Secret {secret_name}", format.consumer());
-    let missing = |what: String| Finding::new(Cause::SecretKeyMissing, format!("{who} {what}"));
-    let username = value(data, secret_name, "username")?;
-    let password = value(data, secret_name, "password")?;
-    let bearer = value(data, secret_name, "bearerToken")?;
-    let basic = |username: Option<SecretString>, password: SecretString, what: &str| {
-        username
-            .map(|u| GitCredential::Basic {
-                username: u.expose().to_string(),
-                password,
-            })
-            .ok_or_else(|| {
-                missing(format!(
-                    "has a password but no username: {what}; put the user name git takes under key username (Cloud access tokens: {TOKEN_USER}; Cloud API tokens: {API_TOKEN_USER} or the Bitbucket username; Data Center: the token owner's or the user's name), or the token under bearerToken"
-                ))
-            })
-    };
-    let git = match format {
-        SecretFormat::Flux => match (bearer, password) {
-            (Some(_), p) if p.is_some() || username.is_some() => {
-                return Err(Finding::new(
-                    Cause::CredentialMalformed,
-                    format!(
-                        "{who} holds bearerToken and username/password: Flux refuses such a Secret (basic auth and bearer token cannot be set at the same time); keep only one of them"
-                    ),
-                ));
-            }
-            (Some(token), _) => GitCredential::Bearer { token },
-            (None, Some(p)) => basic(
-                username,
-                p,
-                "Flux would send the password with an empty user name",
-            )?,
-            (None, None) => {
-                return Err(missing(
-                    "has no password or bearerToken (Flux reads username and password, or bearerToken)".into(),
-                ));
-            }
-        },
-        SecretFormat::ArgoCd => {
-            let force_basic = optional(data, "forceHttpBasicAuth").as_deref() == Some("true");
-            match (bearer, password) {
-                (Some(token), p) if !(force_basic && p.is_some()) => {
-                    GitCredential::Bearer { token }
-                }
-                (_, Some(p)) => basic(
-                    username,
-                    p,
-                    "Argo CD would send it with the user name x-access-token, which Bitbucket does not know",
-                )?,
-                _ => {
-                    return Err(missing(
-                        "has no password or bearerToken (Argo CD reads username and password, or bearerToken)".into(),
-                    ));
-                }
-            }
-        }
-    };
-    let (method, inferred) = match auth.method {
-        Some(m) => (m, false),
-        None => (
-            match (&git, spec.flavor) {
-                (GitCredential::Bearer { .. }, _) => AuthMethod::AccessToken,
-                (GitCredential::Basic { .. }, Flavor::DataCenter) => AuthMethod::Basic,
-                (GitCredential::Basic { username, .. }, Flavor::Cloud)
-                    if username == TOKEN_USER =>
-                {
-                    AuthMethod::AccessToken
-                }
-                (GitCredential::Basic { .. }, Flavor::Cloud) => AuthMethod::ApiToken,
-            },
-            true,
-        ),
-    };
-    let secret = git.secret().clone();
-    let credential = match (method, &git) {
-        (AuthMethod::AccessToken, _) => Credential::AccessToken {
-            token: secret,
-            token_id: optional(data, "tokenId"),
-        },
-        (AuthMethod::ApiToken, _) => {
-            // The REST API takes an API token only with the account email; git takes it with
-            // the Bitbucket username or x-bitbucket-api-token-auth, never the email.
-            let email = match git.username() {
-                Some(u) if u.contains('@') => SecretString::new(u.to_string()),
-                shown => match value(data, secret_name, "email")? {
-                    Some(e) if e.expose().contains('@') => e,
-                    Some(_) => {
-                        return Err(Finding::new(
-                            Cause::CredentialMalformed,
-                            format!(
-                                "the value under key \"email\" of {who} is not an email address: the REST API takes a Cloud API token only with the Atlassian account email"
-                            ),
-                        ));
-                    }
-                    None => {
-                        let sent = shown
-                            .map(|u| format!("username {u}"))
-                            .unwrap_or_else(|| "bearerToken".into());
-                        return Err(missing(format!(
-                            "has no key email: its {sent} is what git takes with a Cloud API token, but the REST API takes the token only with the Atlassian account email; add it under key email ({} does not read that key)",
-                            format.consumer()
-                        )));
-                    }
-                },
-            };
-            Credential::ApiToken {
-                email,
-                token: secret,
-            }
-        }
-        (AuthMethod::Basic | AuthMethod::AppPassword, GitCredential::Basic { username, .. }) => {
-            let username = SecretString::new(username.clone());
-            if method == AuthMethod::Basic {
-                Credential::Basic {
-                    username,
-                    password: secret,
-                }
-            } else {
-                Credential::AppPassword {
-                    username,
-                    password: secret,
-                }
-            }
-        }
-        (AuthMethod::Basic | AuthMethod::AppPassword, GitCredential::Bearer { .. }) => {
-            return Err(missing(format!(
-                "holds a bearerToken, but method {method:?} reads username and password; set spec.auth.method: AccessToken, or remove it to infer it"
-            )));
-        }
-        (AuthMethod::OAuthClientCredentials | AuthMethod::OAuthApplicationLink, _) => {
-            return Err(Finding::new(
-                Cause::InvalidSpec,
-                format!(
-                    "method {method:?} reads a client id and secret, which a {} Secret does not hold",
-                    format.consumer()
-                ),
-            ));
-        }
-    };
-    Ok(Resolved {
-        credential,
-        method,
-        inferred,
-        git: Some(git),
-    })
-}
-
 /// A method inferred from a consumer's Secret must be one the spec's profiles name (their
 /// consumers use only those); an explicit spec.auth.method was judged with the profiles.
 pub fn inferred_method_allowed(
@@ -427,6 +270,7 @@ pub fn declared_expiry(
 mod tests {
     use super::*;
     use crate::checks::Meta;
+    use crate::checks::git_access::API_TOKEN_USER;
 
     fn spec(flavor: &str, format: &str, method: Option<&str>) -> BitbucketConnectionSpec {
         let method = method.map(|m| format!("method: {m}, ")).unwrap_or_default();
