@@ -10,8 +10,9 @@ include tests/packaging/Makefile.include
 .PHONY: test lint fmt-check clippy supplychain scripts-check unit build demo demo-down demo-check bench bench-operator crd causes
 
 ## test: everything CI runs: format, lints, drift checks and the whole suite. The end-to-end
-## tests need kube-apiserver and etcd: built once from Go modules, cached outside the repo.
-test: fmt-check clippy supplychain scripts-check controlplane build packaging-test packaging-kstatus unit
+## tests need kube-apiserver and etcd, and the discovery tests kube-controller-manager, the Argo CD
+## and Flux CRDs and Flux's source-controller: built once from Go modules, cached outside the repo.
+test: fmt-check clippy supplychain scripts-check controlplane consumers build packaging-test packaging-kstatus unit
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -57,6 +58,7 @@ demo-check: build
 bench:
 	$(CARGO) bench --bench check
 
-## bench-operator: the operator with 1,000 and 10,000 connections on the local control plane.
-bench-operator: controlplane
+## bench-operator: the operator with 1,000 and 10,000 connections on the local control plane,
+## and discovery of 1,000 Flux GitRepositories.
+bench-operator: controlplane consumers
 	$(CARGO) bench --bench operator

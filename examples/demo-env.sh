@@ -58,9 +58,15 @@ up() {
   kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl create configmap bitbucket-ca -n demo --from-file=ca.crt="$demo/pki/ca.crt" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl apply -f examples/ >/dev/null
+  # Discovery: the consumers' real CRDs, then objects they already have (examples/discovery/).
+  local consumers
+  consumers=$(bash tests/controlplane/consumer-crds.sh)
+  kubectl apply --server-side -f "$consumers/argocd/" -f "$consumers/flux/" >/dev/null
+  kubectl wait --for=condition=Established crd/applications.argoproj.io crd/gitrepositories.source.toolkit.fluxcd.io --timeout=30s >/dev/null
+  kubectl apply -f examples/discovery/ >/dev/null
   # shellcheck disable=SC1091 # examples/demo-network.sh, from the repository root
   source examples/demo-network.sh
-  "$bin/bbconn" run --metrics-addr 127.0.0.1:18080 --lease-namespace default "${BBCONN_DEMO_FLAGS[@]}" > "$demo/operator.log" 2>&1 &
+  "$bin/bbconn" run --metrics-addr 127.0.0.1:18080 --lease-namespace default --discover argocd,flux "${BBCONN_DEMO_FLAGS[@]}" > "$demo/operator.log" 2>&1 &
   echo $! > "$demo/operator.pid"
   log "operator pid $(cat "$demo/operator.pid"), metrics on http://127.0.0.1:18080/metrics"
   wait_checked

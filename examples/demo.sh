@@ -17,6 +17,8 @@ kubectl get bbconn -A
 say "What is wrong, and what to do (status.problems)"
 kubectl get bbconn -n demo -o go-template='{{range .items}}{{$n := .metadata.name}}{{range .status.problems}}{{printf "%-28s %-8s %s/%s\n    remedy: %s\n" $n .severity .check .cause .remedy}}{{end}}{{end}}' > "$demo/problems.txt"
 cat "$demo/problems.txt"
+say "Discovered from Argo CD and Flux (examples/discovery/): kubectl get bbconn -A -l bbconn.dev/discovered-from"
+kubectl get bbconn -A -l bbconn.dev/discovered-from
 
 cat <<MSG
 

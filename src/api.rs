@@ -39,6 +39,8 @@ pub const CLOUD_TOKEN_URL: &str = "https://bitbucket.org/site/oauth2/access_toke
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Flavor","type":"string","jsonPath":".spec.flavor"}"#,
     printcolumn = r#"{"name":"URL","type":"string","jsonPath":".spec.url","priority":1}"#,
+    // Discovered connections name what they follow (Secret/…, Application/…, GitRepository/…).
+    printcolumn = r#"{"name":"Source","type":"string","jsonPath":".metadata.annotations.bbconn\\.dev/source"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     cel,
     validation = Rule::new("!has(self.spec.url) || (isURL(self.spec.url) && url(self.spec.url).getScheme() in ['http', 'https'])").message("spec.url must be an absolute http(s) URL").field_path(".spec.url"),

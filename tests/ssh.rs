@@ -597,11 +597,27 @@ async fn consumers_secrets_are_read_as_they_are() {
             ("type", "git"),
         ],
     );
+    // The same Secret with the repository listed, as discovery writes it: the Secret's url
+    // names the repository, it is not a path prefix for the listed ones.
+    let argo_listed = common::connection(
+        NS,
+        "argo-listed",
+        &format!("{argo_spec}  requirements: {{repositories: [{{name: acme/app}}]}}\n"),
+        &[
+            ("sshPrivateKey", ALICE_ED25519.private),
+            ("url", &format!("ssh://git@127.0.0.1:{port}/acme/app.git")),
+            ("type", "git"),
+        ],
+    );
     let indented: String = kh.lines().map(|l| format!("    {l}\n")).collect();
     let cm = format!(
         "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: argocd-ssh-known-hosts-cm, namespace: {NS}}}\ndata:\n  ssh_known_hosts: |\n{indented}"
     );
-    let checked = check(&w, &format!("{flux}{no_pass}{not_a_key}{argo}{cm}")).await;
+    let checked = check(
+        &w,
+        &format!("{flux}{no_pass}{not_a_key}{argo}{argo_listed}{cm}"),
+    )
+    .await;
     assert_eq!(
         checked.condition("flux-encrypted", "Ready").0,
         "True",
@@ -620,6 +636,8 @@ async fn consumers_secrets_are_read_as_they_are() {
     let (s, _, m) = checked.condition("argo", "Ready");
     assert_eq!(s, "True", "{m}");
     assert_eq!(checked.condition("argo", "GitAccess").0, "True");
+    let (s, _, m) = checked.condition("argo-listed", "Ready");
+    assert_eq!(s, "True", "{m}");
     // No private key or passphrase in the output.
     let body = |k: &str| k.lines().nth(2).unwrap().to_string();
     for secret in [

@@ -5,6 +5,7 @@
 //! checked), and re-checks a connection at once when something it references changes. One replica
 //! reconciles at a time, chosen by a Lease.
 
+pub mod discovery;
 pub mod leader;
 pub mod reconcile;
 pub mod refcache;
@@ -69,6 +70,8 @@ pub struct RunArgs {
     pub share_window: u64,
     #[command(flatten)]
     pub net: NetArgs,
+    #[command(flatten)]
+    pub discovery: discovery::DiscoveryArgs,
 }
 
 #[derive(Debug, Error)]
@@ -118,12 +121,18 @@ pub fn lease_name(explicit: Option<&str>, shard: Option<&str>) -> String {
     }
 }
 
-/// What the cache keeps of a connection: no managed fields, no annotations but requested-at, a
-/// compacted status. 10,000 connections must fit in tens of MiB.
+/// What the cache keeps of a connection: no managed fields, no labels but discovered-from, no
+/// annotations but requested-at, a compacted status. 10,000 connections must fit in tens of MiB.
 fn slim(w: &mut Watched) {
     let meta = w.meta_mut();
     meta.managed_fields = None;
-    meta.labels = None;
+    // Only the label the discovered-connections gauge counts by.
+    if let Some(l) = meta.labels.as_mut() {
+        l.retain(|k, _| k == discovery::apply::DISCOVERED_FROM);
+    }
+    if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
+        meta.labels = None;
+    }
     if let Some(a) = meta.annotations.as_mut() {
         a.retain(|k, _| k == reconcile::REQUESTED_AT);
     }
@@ -364,12 +373,36 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Env::new(args.net.net_config()).with_sharing(Duration::from_secs(args.share_window)),
     );
     let refs = Arc::new(refcache::RefCache::default());
+    warn_unwatched_discovery(&args);
     let shutdown =
         futures::future::FutureExt::shared(futures::future::FutureExt::boxed(shutdown_signal()));
     // Lead, or wait to: one controller per term as leader, until shutdown.
     let elector = elector(&args).await?;
     lead(&args, &client, elector, env, refs, metrics, shutdown).await;
     Ok(())
+}
+
+/// Discovery writes connections in its sources' namespaces: outside --watch-namespace nobody
+/// would check them.
+fn warn_unwatched_discovery(args: &RunArgs) {
+    let d = &args.discovery;
+    if !d.enabled() || args.namespaces.is_empty() {
+        return;
+    }
+    let mut unwatched: Vec<&str> = Vec::new();
+    if d.discover.contains(&discovery::Consumer::ArgoCd) {
+        unwatched.extend(d.argocd_namespaces.iter().map(String::as_str));
+    }
+    if d.discover.contains(&discovery::Consumer::Flux) {
+        if d.flux_namespaces.is_empty() {
+            unwatched.push("(every namespace: --discover-flux-namespace lists none)");
+        }
+        unwatched.extend(d.flux_namespaces.iter().map(String::as_str));
+    }
+    unwatched.retain(|ns| !args.namespaces.iter().any(|w| w == ns));
+    if !unwatched.is_empty() {
+        tracing::warn!(namespaces = ?unwatched, "discovery generates connections in namespaces this operator does not watch: they will not be checked; add them to --watch-namespace");
+    }
 }
 
 async fn wait_for_api_server(client: Client, ready: Arc<AtomicBool>) {
@@ -542,7 +575,14 @@ async fn run_term(
         reader.clone(),
     );
     let (s1, s2) = (reader.clone(), reader.clone());
-    Controller::for_stream(stream, reader)
+    // Discovery writes connections only while this replica leads, as reconciles do.
+    let discovery = async {
+        if args.discovery.enabled() {
+            discovery::run(client.clone(), args.discovery.clone()).await;
+        }
+        futures::future::pending::<()>().await;
+    };
+    let controller = Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(args.concurrency))
         .watches_stream(
             metadata_of::<Secret>(
@@ -584,8 +624,12 @@ async fn run_term(
             if let Err(e) = r {
                 tracing::debug!(error = %e, "controller");
             }
-        })
-        .await;
+        });
+    // The controller ends the term (shutdown); discovery ends with it.
+    tokio::select! {
+        _ = controller => {}
+        _ = discovery => {}
+    }
 }
 
 fn hostname() -> String {

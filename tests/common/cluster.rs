@@ -101,6 +101,55 @@ impl Cluster {
     }
 }
 
+/// kube-controller-manager running only the garbage collector, as a cluster deletes the
+/// dependents of a deleted owner. Stopped when dropped.
+pub struct GarbageCollector {
+    child: Child,
+}
+
+impl Drop for GarbageCollector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Cluster {
+    /// Builds (once, cached beside kube-apiserver, from the same pinned k8s.io/kubernetes) and
+    /// starts kube-controller-manager with the garbage collector alone. It learns the API's
+    /// resources at start and every 30 s: start it after the CRDs whose objects it collects.
+    pub fn start_garbage_collector(&self) -> GarbageCollector {
+        let out = Command::new("bash")
+            .arg(repo().join("tests/controlplane/build.sh"))
+            .env("BBCONN_BUILD_KCM", "1")
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("tests/controlplane/build.sh runs");
+        assert!(
+            out.status.success(),
+            "kube-controller-manager did not build"
+        );
+        let bin = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+            .join("kube-controller-manager");
+        let log = std::fs::File::create(self.dir.join("kube-controller-manager.log")).unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args([
+                "--controllers=garbagecollector",
+                "--leader-elect=false",
+                // Nothing scrapes it here: no serving port, no delegated authentication.
+                "--secure-port=0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("kube-controller-manager starts");
+        GarbageCollector { child }
+    }
+}
+
 /// A component of the control plane stopped by [`Cluster::kill`], to be started again.
 pub struct Stopped {
     name: String,

@@ -24,6 +24,8 @@ mkdir -p "$work/rendered" "$work/schemas"
 py=$(pkg_python)
 kubeconform=$(kubeconform_bin)
 promcrds=$(prometheus_operator_crds)
+# Argo CD's and Flux's CRDs, from their Go modules: examples/discovery/ holds their objects.
+consumers=$(bash tests/controlplane/consumer-crds.sh)
 
 # --- render ----------------------------------------------------------------
 render > "$work/rendered/chart-default.yaml"
@@ -32,7 +34,7 @@ render -f tests/packaging/values-full.yaml > "$work/rendered/chart-full.yaml"
 import sys, yaml
 d = sys.argv[1]
 def rules(path, kinds):
-    return [doc["rules"] for doc in yaml.safe_load_all(open(path)) if doc and doc["kind"] in kinds and not doc["metadata"]["name"].endswith("leader-election")]
+    return [doc["rules"] for doc in yaml.safe_load_all(open(path)) if doc and doc["kind"] in kinds and not doc["metadata"]["name"].endswith("leader-election") and "-discovery-" not in doc["metadata"]["name"]]
 cluster = rules(f"{d}/chart-default.yaml", {"ClusterRole"})
 ns = rules(f"{d}/chart-full.yaml", {"Role"})
 assert len(cluster) == 1 and len(ns) == 2, (len(cluster), len(ns))
@@ -44,6 +46,13 @@ dep = next(x for x in full if x and x["kind"] == "Deployment")
 args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
 for a in ("--watch-namespace=team-a", "--watch-namespace=team-b", "--lease-namespace=bbconn-system", "--concurrency=64"):
     assert a in args, (a, args)
+# Discovery: its flags on the unsharded Deployment only, and a Role per source namespace.
+for a in ("--discover=argocd,flux", "--discover-argocd-namespace=argocd", "--discover-flux-namespace=flux-system", "--discover-datacenter-host=bitbucket.example.com"):
+    assert a in args, (a, args)
+for other in [x for x in full if x and x["kind"] == "Deployment"][1:]:
+    assert not any(a.startswith("--discover") for a in other["spec"]["template"]["spec"]["containers"][0]["args"]), "a shard discovers"
+discovery = sorted((x["metadata"]["namespace"], x["metadata"]["name"]) for x in full if x and x["kind"] == "Role" and "-discovery-" in x["metadata"]["name"])
+assert discovery == [("argocd", "bbconn-discovery-argocd"), ("flux-system", "bbconn-discovery-flux")], discovery
 # Shards: every Deployment's and PodDisruptionBudget's selector picks exactly one Deployment's
 # pods, or the Deployments fight over pods and a drain may take a shard's only replica.
 def selects(sel, labels):
@@ -87,7 +96,7 @@ kubectl apply -f crds/ >/dev/null
 kubectl apply --server-side -f "$promcrds/" >/dev/null # too large for client-side apply
 kubectl wait --for=condition=Established --timeout=60s crd/bitbucketconnections.bbconn.dev \
     crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com >/dev/null
-for ns in team-a team-b argocd demo; do
+for ns in team-a team-b argocd flux-system demo; do
     kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 done
 # deploy/'s Namespace for real (with its Pod Security label): the rest is dry-run into it.
@@ -97,7 +106,7 @@ done
 # --- kubeconform ---------------------------------------------------------------
 kubectl get --raw /openapi/v2 > "$work/openapi-v2.json"
 "$py" tests/packaging/openapi2jsonschema.py "$work/schemas" --openapi "$work/openapi-v2.json" \
-    --crd crds/*.yaml "$promcrds"/*.yaml
+    --crd crds/*.yaml "$promcrds"/*.yaml "$consumers"/flux/*.yaml "$consumers"/argocd/*.yaml
 files=("$work/rendered/chart-default.yaml" "$work/rendered/chart-full.yaml" deploy/ docs/alerting/prometheusrule.yaml
     docs/argocd/argocd-cm.yaml examples/ tests/packaging/fixtures/)
 echo "kubeconform $("$kubeconform" -v), -strict, local schemas:"

@@ -73,6 +73,13 @@ fn target(run: &Run<'_>, ssh: &SshCredential, clones: Option<&Clones>) -> Step<T
         }
     };
     let url = SshUrl::parse(&raw).map_err(invalid)?;
+    // An Argo CD Secret's url names a repository (or, for a credential template, a prefix of
+    // many), never a path under which repositories live.
+    let prefix = if ssh.url.is_some() {
+        ""
+    } else {
+        url.path.as_str()
+    };
     let origin_url = url::Url::parse(&format!("ssh://{}:{}", bracket(&url.host), url.port))
         .map_err(|e| {
             invalid(Finding::new(
@@ -94,7 +101,7 @@ fn target(run: &Run<'_>, ssh: &SshCredential, clones: Option<&Clones>) -> Step<T
                 .and_then(|c| c.as_deref())
                 .and_then(|c| SshUrl::parse(c).ok())
                 .map(|u| u.path)
-                .unwrap_or_else(|| judge::repo_path(spec.flavor, &url.path, name));
+                .unwrap_or_else(|| judge::repo_path(spec.flavor, prefix, name));
             (name.clone(), path)
         })
         .collect();

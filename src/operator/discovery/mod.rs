@@ -1,0 +1,428 @@
+//! Discovery (opt-in, `bbconn run --discover argocd,flux`): a BitbucketConnection for every
+//! Bitbucket connection Argo CD and Flux already have, in the source's namespace, following
+//! it (ownerReference), written under a field manager of its own.
+//!
+//! Each source runs on its own: watches of its objects feed a store, and any change (or a
+//! periodic resync) recomputes what it wants and applies the difference. Argo CD's Secrets are
+//! cached without their credentials' values.
+
+pub mod apply;
+pub mod argocd;
+pub mod desired;
+pub mod flux;
+pub mod url;
+
+use crate::operator::watch;
+use desired::Source;
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use url::DataCenterHost;
+
+/// A source object with this annotation set to "false" is not discovered.
+pub const OPT_OUT: &str = "bbconn.dev/discover";
+
+/// How long changes settle before a pass: a burst of edits costs one pass.
+const SETTLE: Duration = Duration::from_millis(300);
+/// A pass also runs this often, so a connection deleted by hand comes back.
+const RESYNC: Duration = Duration::from_secs(60);
+/// How long a source's optional watch (Applications, ImageUpdateAutomations) may take to list
+/// before passes run without it.
+const OPTIONAL_WAIT: Duration = Duration::from_secs(10);
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consumer {
+    #[value(name = "argocd")]
+    ArgoCd,
+    #[value(name = "flux")]
+    Flux,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct DiscoveryArgs {
+    /// Check the connections these consumers already have (argocd, flux; comma-separated or
+    /// repeated). Off by default.
+    #[arg(long = "discover", value_enum, value_delimiter = ',')]
+    pub discover: Vec<Consumer>,
+    /// Argo CD's namespaces (repeatable): its repository Secrets and Applications there.
+    #[arg(long = "discover-argocd-namespace", default_value = "argocd")]
+    pub argocd_namespaces: Vec<String>,
+    /// Flux's namespaces (repeatable); default: every namespace.
+    #[arg(long = "discover-flux-namespace")]
+    pub flux_namespaces: Vec<String>,
+    /// A Bitbucket Data Center host, HOST or HOST:PORT (its HTTPS REST port); repeatable.
+    /// Cloud's hosts are known; no other host is ever taken for Bitbucket.
+    #[arg(long = "discover-datacenter-host")]
+    pub datacenter_hosts: Vec<DataCenterHost>,
+}
+
+impl DiscoveryArgs {
+    pub fn enabled(&self) -> bool {
+        !self.discover.is_empty()
+    }
+}
+
+/// Runs every enabled source until dropped.
+pub async fn run(client: Client, args: DiscoveryArgs) {
+    let hosts = Arc::new(args.datacenter_hosts.clone());
+    let argocd = args.discover.contains(&Consumer::ArgoCd).then(|| {
+        run_argocd(
+            client.clone(),
+            args.argocd_namespaces.clone(),
+            hosts.clone(),
+        )
+        .boxed()
+    });
+    let flux = args
+        .discover
+        .contains(&Consumer::Flux)
+        .then(|| run_flux(client.clone(), args.flux_namespaces.clone(), hosts.clone()).boxed());
+    futures::future::join_all(argocd.into_iter().chain(flux)).await;
+}
+
+/// Tasks that drive watches; aborted when discovery stops (a leader's term ends).
+#[derive(Default)]
+struct Drivers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drivers {
+    fn spawn<S, T>(&mut self, stream: S, notify: Arc<Notify>)
+    where
+        S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.0.push(tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while stream.next().await.is_some() {
+                notify.notify_one();
+            }
+        }));
+    }
+}
+
+impl Drop for Drivers {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// A reflector over `make()`'s watch that recovers by itself.
+fn reflected<K, F, S>(
+    what: &'static str,
+    writer: Writer<K>,
+    make: F,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+    F: Fn() -> S + Send + 'static,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+{
+    reflector::reflector(writer, watch::resilient(what, make, || {}))
+}
+
+fn dynamic_store(ar: &ApiResource) -> (Store<DynamicObject>, Writer<DynamicObject>) {
+    let writer = Writer::new(ar.clone());
+    (writer.as_reader(), writer)
+}
+
+fn ready<K>(store: &Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
+}
+
+/// Waits for the next change (or the resync), then lets a burst settle.
+async fn next_pass(notify: &Notify) {
+    tokio::select! {
+        _ = notify.notified() => {}
+        _ = tokio::time::sleep(RESYNC) => {}
+    }
+    tokio::time::sleep(SETTLE).await;
+}
+
+/// Only what discovery reads of an Argo CD Secret stays in memory: `url` and `type`, and for
+/// every other key whether it holds something (a credential's value never does).
+pub(crate) fn strip_credentials(s: &mut Secret) {
+    s.metadata.managed_fields = None;
+    s.string_data = None;
+    if let Some(data) = s.data.as_mut() {
+        data.retain(|_, v| !String::from_utf8_lossy(&v.0).trim().is_empty());
+        for (k, v) in data.iter_mut() {
+            if k != "url" && k != "type" {
+                *v = ByteString(b"1".to_vec());
+            }
+        }
+    }
+}
+
+/// Which key of a Flux Secret holds a CA, per Secret: discovery does not watch Secrets, so what
+/// it read is trusted for a while (a CA added later is seen within [`CA_KEYS_FOR`]).
+struct CaKeys {
+    client: Client,
+    read: std::collections::HashMap<(String, String), (tokio::time::Instant, Option<String>)>,
+}
+
+const CA_KEYS_FOR: Duration = Duration::from_secs(300);
+
+impl CaKeys {
+    fn new(client: Client) -> CaKeys {
+        CaKeys {
+            client,
+            read: Default::default(),
+        }
+    }
+
+    /// Reads only the Secret a GitRepository references (Flux's keys: `ca.crt`, else `caFile`).
+    /// A Secret that cannot be read has no CA here: the checks report why it cannot be read.
+    async fn key(&mut self, ns: &str, name: &str) -> Option<String> {
+        let id = (ns.to_string(), name.to_string());
+        if let Some((at, key)) = self.read.get(&id)
+            && at.elapsed() < CA_KEYS_FOR
+        {
+            return key.clone();
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
+        let key = match api.get_opt(name).await {
+            Ok(Some(s)) => ["ca.crt", "caFile"]
+                .into_iter()
+                .find(|k| s.data.as_ref().is_some_and(|d| d.contains_key(*k)))
+                .map(String::from),
+            // Not remembered: a Secret created next is read on the next pass.
+            Ok(None) | Err(_) => return None,
+        };
+        self.read.retain(|_, (at, _)| at.elapsed() < CA_KEYS_FOR);
+        self.read
+            .insert(id, (tokio::time::Instant::now(), key.clone()));
+        key
+    }
+}
+
+/// Where Flux's image automation is installed, the resource of its ImageUpdateAutomations.
+async fn automation_kind(client: &Client) -> Option<ApiResource> {
+    kube::discovery::group(client, "image.toolkit.fluxcd.io")
+        .await
+        .ok()?
+        .recommended_kind("ImageUpdateAutomation")
+        .map(|(ar, _)| ar)
+}
+
+/// Only a ConfigMap's keys stay in memory.
+fn keys_only(c: &mut ConfigMap) {
+    c.metadata.managed_fields = None;
+    c.binary_data = None;
+    if let Some(d) = c.data.as_mut() {
+        d.values_mut().for_each(String::clear);
+    }
+}
+
+async fn run_argocd(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCenterHost>>) {
+    let notify = Arc::new(Notify::new());
+    let mut drivers = Drivers::default();
+    let app_ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "argoproj.io",
+        "v1alpha1",
+        "Application",
+    ));
+    let mut stores = Vec::new();
+    for ns in &namespaces {
+        let writer = Writer::<Secret>::default();
+        let secrets = writer.as_reader();
+        let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+        let config = watcher::Config::default().labels(argocd::SECRET_SELECTOR);
+        drivers.spawn(
+            reflected("Argo CD repository Secrets", writer, move || {
+                watcher(api.clone(), config.clone()).map_ok(|e| e.modify(strip_credentials))
+            }),
+            notify.clone(),
+        );
+        let (apps, writer) = dynamic_store(&app_ar);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &app_ar);
+        drivers.spawn(
+            reflected("Argo CD Applications", writer, move || {
+                watcher(api.clone(), watcher::Config::default())
+            }),
+            notify.clone(),
+        );
+        // The CAs Argo CD trusts per host: only which hosts it has one for is kept.
+        let writer = Writer::<ConfigMap>::default();
+        let certs = writer.as_reader();
+        let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+        let config =
+            watcher::Config::default().fields(&format!("metadata.name={}", argocd::TLS_CERTS));
+        drivers.spawn(
+            reflected("Argo CD TLS certificates", writer, move || {
+                watcher(api.clone(), config.clone()).map_ok(|e| e.modify(keys_only))
+            }),
+            notify.clone(),
+        );
+        stores.push((ns.clone(), secrets, apps, certs));
+    }
+    for (_, secrets, apps, certs) in &stores {
+        let _ = secrets.wait_until_ready().await;
+        let _ = tokio::time::timeout(OPTIONAL_WAIT, apps.wait_until_ready()).await;
+        let _ = tokio::time::timeout(OPTIONAL_WAIT, certs.wait_until_ready()).await;
+    }
+    tracing::info!(namespaces = ?namespaces, "discovering Argo CD's Bitbucket connections");
+    let mut applier = apply::Applier::new(client, Source::ArgoCd, Some(namespaces.clone()));
+    loop {
+        let mut want = Vec::new();
+        let mut unknown: Vec<&str> = Vec::new();
+        for (ns, secrets, apps, certs) in &stores {
+            let tls_hosts: BTreeSet<String> = certs
+                .state()
+                .iter()
+                .flat_map(|c| c.data.iter().flatten().map(|(k, _)| k.to_ascii_lowercase()))
+                .collect();
+            let repo_secrets: Vec<argocd::RepoSecret> = secrets
+                .state()
+                .iter()
+                .filter_map(|s| argocd::RepoSecret::from_secret(s))
+                .collect();
+            let app_list: Vec<argocd::App> = if ready(apps) {
+                apps.state()
+                    .iter()
+                    .map(|a| argocd::App::from_object(a))
+                    .collect()
+            } else {
+                // The Application CRD is not served (yet): keep what Applications generated.
+                unknown.push("Application");
+                Vec::new()
+            };
+            want.extend(argocd::desired(
+                ns,
+                &repo_secrets,
+                &app_list,
+                &hosts,
+                &tls_hosts,
+            ));
+        }
+        match applier.sync(want, &unknown).await {
+            Ok(s) if s.applied + s.deleted + s.failed > 0 => {
+                tracing::debug!(summary = ?s, "Argo CD discovery pass")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "Argo CD discovery pass failed"),
+        }
+        next_pass(&notify).await;
+    }
+}
+
+async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCenterHost>>) {
+    let notify = Arc::new(Notify::new());
+    let mut drivers = Drivers::default();
+    let scope: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.iter().cloned().map(Some).collect()
+    };
+    let api_for = |ar: &ApiResource, ns: &Option<String>| -> Api<DynamicObject> {
+        match ns {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+            None => Api::all_with(client.clone(), ar),
+        }
+    };
+    let repo_ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "GitRepository",
+    ));
+    let mut repo_stores = Vec::new();
+    for ns in &scope {
+        let (store, writer) = dynamic_store(&repo_ar);
+        let api = api_for(&repo_ar, ns);
+        drivers.spawn(
+            reflected("Flux GitRepositories", writer, move || {
+                watcher(api.clone(), watcher::Config::default())
+            }),
+            notify.clone(),
+        );
+        repo_stores.push(store);
+    }
+    // ImageUpdateAutomations push through a GitRepository: read where their CRD is installed
+    // (looked for again on every pass until it is: image automation is often installed later).
+    let watch_automations = |drivers: &mut Drivers, ar: &ApiResource| {
+        scope
+            .iter()
+            .map(|ns| {
+                let (store, writer) = dynamic_store(ar);
+                let api = api_for(ar, ns);
+                drivers.spawn(
+                    reflected("Flux ImageUpdateAutomations", writer, move || {
+                        watcher(api.clone(), watcher::Config::default())
+                    }),
+                    notify.clone(),
+                );
+                store
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut automation_stores = match automation_kind(&client).await {
+        Some(ar) => watch_automations(&mut drivers, &ar),
+        None => Vec::new(),
+    };
+    for s in &repo_stores {
+        let _ = s.wait_until_ready().await;
+    }
+    for s in &automation_stores {
+        let _ = tokio::time::timeout(OPTIONAL_WAIT, s.wait_until_ready()).await;
+    }
+    tracing::info!(namespaces = ?namespaces, image_automation = !automation_stores.is_empty(), "discovering Flux's Bitbucket connections");
+    let mut cas = CaKeys::new(client.clone());
+    let mut applier = apply::Applier::new(
+        client.clone(),
+        Source::Flux,
+        (!namespaces.is_empty()).then(|| namespaces.clone()),
+    );
+    loop {
+        if automation_stores.is_empty()
+            && let Some(ar) = automation_kind(&client).await
+        {
+            tracing::info!("ImageUpdateAutomations are served now: reading them");
+            automation_stores = watch_automations(&mut drivers, &ar);
+            for s in &automation_stores {
+                let _ = tokio::time::timeout(OPTIONAL_WAIT, s.wait_until_ready()).await;
+            }
+        }
+        let mut repos: Vec<flux::GitRepo> = repo_stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter_map(|o| flux::GitRepo::from_object(&o))
+            .collect();
+        for r in repos.iter_mut().filter(|r| r.reads_ca(&hosts)) {
+            if let Some(secret) = r.secret.clone() {
+                r.ca_key = cas.key(&r.namespace, &secret).await;
+            }
+        }
+        let pushed: BTreeSet<(String, String)> = automation_stores
+            .iter()
+            .flat_map(|s| s.state())
+            .filter_map(|o| flux::pushed_through(&o))
+            .collect();
+        match applier
+            .sync(flux::desired(&repos, &pushed, &hosts), &[])
+            .await
+        {
+            Ok(s) if s.applied + s.deleted + s.failed > 0 => {
+                tracing::debug!(summary = ?s, "Flux discovery pass")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "Flux discovery pass failed"),
+        }
+        next_pass(&notify).await;
+    }
+}

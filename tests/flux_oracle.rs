@@ -1,0 +1,261 @@
+//! Flux's own source-controller as the oracle for discovered connections: the same
+//! GitRepositories, reconciled by source-controller (built from its Go module by
+//! tests/controlplane/source-controller.sh) and checked by `bbconn run --discover flux`, against
+//! the simulator's Data Center SSH server. Where Flux fails, bbconn must fail too, and say why.
+//!
+//! The simulator serves ref advertisements, not packs: a clone that would succeed still fails in
+//! source-controller at the fetch, so the healthy case asserts bbconn's verdict only (what is
+//! left: packs in the simulator, then agreement on Ready=True as well).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use bbconn::api::BitbucketConnection;
+use bbconn_sim::ssh::{ALICE_ED25519, STRANGER_ED25519};
+use bbconn_sim::{Fixture, Pki, Simulator};
+use common::cluster::{Cluster, Operator, apply, eventually, repo};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const NS: &str = "flux-system";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn fixture() -> Fixture {
+    Fixture::from_yaml(&format!(
+        "listeners:\n  - {{ name: dc-ssh, kind: ssh, serves: [datacenter] }}\ndatacenter:\n  users:\n    - {{ name: alice, password: alice-pw, id: 1, sshKeys: [\"{}\"] }}\n  projects:\n    - key: PROJ\n      repositories:\n        - {{ slug: app, access: {{ alice: REPO_WRITE }} }}\n",
+        ALICE_ED25519.public_line()
+    ))
+    .unwrap()
+}
+
+fn indented(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct SourceController(Child);
+impl Drop for SourceController {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn source_controller(cluster: &Cluster) -> SourceController {
+    let out = Command::new("bash")
+        .arg(repo().join("tests/controlplane/source-controller.sh"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "source-controller did not build");
+    let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let storage = cluster.dir.join("source-controller");
+    std::fs::create_dir_all(&storage).unwrap();
+    let storage_port = free_port();
+    let log = std::fs::File::create(cluster.dir.join("source-controller.log")).unwrap();
+    let child = Command::new(bin)
+        .arg(format!("--storage-path={}", storage.display()))
+        .arg(format!("--storage-addr=127.0.0.1:{storage_port}"))
+        .arg(format!("--storage-adv-addr=127.0.0.1:{storage_port}"))
+        .arg(format!("--metrics-addr=127.0.0.1:{}", free_port()))
+        .arg(format!("--health-addr=127.0.0.1:{}", free_port()))
+        .args(["--watch-all-namespaces", "--enable-leader-election=false"])
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("RUNTIME_NAMESPACE", NS)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    SourceController(child)
+}
+
+/// (status, reason, message) of the Ready condition in an object's status.
+fn ready_of(status: Option<&serde_json::Value>) -> Option<(String, String, String)> {
+    let c = status?
+        .get("conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?;
+    let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    Some((s("status"), s("reason"), s("message")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flux_and_bbconn_agree_on_discovered_connections() {
+    let cluster = Cluster::start("flux-oracle");
+    let admin = cluster.client().await;
+    let pki = Pki::new();
+    let sim = Simulator::start(fixture(), &pki).await.unwrap();
+    let port = sim.addr("dc-ssh").unwrap().port();
+    let known_hosts = sim.ssh_known_hosts("dc-ssh", "127.0.0.1", port).join("\n");
+    // The host listed with another key of the type the client will negotiate.
+    let stranger_key = STRANGER_ED25519
+        .public_line()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let wrong_host_key = format!("[127.0.0.1]:{port} ssh-ed25519 {stranger_key}");
+
+    let crd =
+        std::fs::read_to_string(repo().join("crds/bbconn.dev_bitbucketconnections.yaml")).unwrap();
+    apply(&admin, &crd).await;
+    let out = Command::new("bash")
+        .arg(repo().join("tests/controlplane/consumer-crds.sh"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let crds = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("flux");
+    for e in std::fs::read_dir(crds).unwrap() {
+        apply(&admin, &std::fs::read_to_string(e.unwrap().path()).unwrap()).await;
+    }
+    apply(
+        &admin,
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {NS}}}\n"),
+    )
+    .await;
+    apply(&admin, &common::cluster::deploy_rbac()).await;
+    let rbac = Command::new("bash")
+        .arg("-c")
+        .arg("source tests/packaging/lib.sh && render --set discovery.flux.enabled=true --set discovery.flux.namespaces[0]=flux-system --show-only templates/discovery-rbac.yaml")
+        .current_dir(repo())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(rbac.status.success());
+    apply(&admin, &String::from_utf8(rbac.stdout).unwrap()).await;
+    let repo_ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "source.toolkit.fluxcd.io",
+        "v1",
+        "GitRepository",
+    ));
+    let repos: Api<DynamicObject> = Api::namespaced_with(admin.clone(), NS, &repo_ar);
+    eventually(WAIT, "GitRepositories to be served", || async {
+        repos
+            .list(&ListParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+
+    let secret = |name: &str, key: &str, kh: Option<&str>| {
+        let kh = kh
+            .map(|k| format!("  known_hosts: |\n{}", indented(k)))
+            .unwrap_or_default();
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {NS}}}\nstringData:\n  identity: |\n{}{kh}",
+            indented(key)
+        )
+    };
+    let git_repo = |name: &str, path: &str, secret: &str| {
+        format!(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  interval: 1m\n  timeout: 10s\n  url: ssh://git@127.0.0.1:{port}/{path}\n  ref: {{branch: master}}\n  secretRef: {{name: {secret}}}\n"
+        )
+    };
+    // (GitRepository, what bbconn must say: condition type and reason)
+    let failing = [
+        ("stranger", "Authenticated", "SshKeyRejected"),
+        ("wrong-host-key", "HostKeyVerified", "HostKeyMismatch"),
+        ("no-known-hosts", "CredentialsResolved", "SecretKeyMissing"),
+        ("missing", "RepositoryAccess", "RepositoryNotFound"),
+    ];
+    for d in [
+        secret("alice", ALICE_ED25519.private, Some(&known_hosts)),
+        secret("stranger", STRANGER_ED25519.private, Some(&known_hosts)),
+        secret(
+            "wrong-host-key",
+            ALICE_ED25519.private,
+            Some(&wrong_host_key),
+        ),
+        secret("no-known-hosts", ALICE_ED25519.private, None),
+        git_repo("healthy", "proj/app", "alice"),
+        git_repo("stranger", "proj/app", "stranger"),
+        git_repo("wrong-host-key", "proj/app", "wrong-host-key"),
+        git_repo("no-known-hosts", "proj/app", "no-known-hosts"),
+        git_repo("missing", "proj/nope", "alice"),
+    ] {
+        apply(&admin, &d).await;
+    }
+
+    let _flux = source_controller(&cluster);
+    let sa = cluster
+        .service_account_kubeconfig(&admin, "bbconn-system", "bbconn")
+        .await;
+    let flags = vec![
+        // Flux discovery limited to its namespace: a Role there is all it is granted.
+        "--discover=flux".to_string(),
+        format!("--discover-flux-namespace={NS}"),
+        "--discover-datacenter-host=127.0.0.1".to_string(),
+        "--address-class=127.0.0.0/8=public".to_string(),
+        "--connect-timeout=2".to_string(),
+        "--request-timeout=5".to_string(),
+    ];
+    let op = Operator::start(&sa, "flux-oracle", &cluster.dir, &flags);
+    let bbconn: Api<BitbucketConnection> = Api::namespaced(admin.clone(), NS);
+
+    for (name, check, cause) in failing {
+        let flux = eventually(WAIT, &format!("Flux's verdict on {name}"), || async {
+            let o = repos.get(name).await.map_err(|e| e.to_string())?;
+            match ready_of(o.data.get("status")) {
+                Some(r) if r.0 != "Unknown" => Ok(r),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        let ours = eventually(WAIT, &format!("bbconn's verdict on {name}"), || async {
+            let c = bbconn
+                .get(&format!("flux-{name}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = serde_json::to_value(&c.status).unwrap();
+            let found = status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == check)
+                .map(|c| (c["status"].clone(), c["reason"].clone()));
+            match (ready_of(Some(&status)), found) {
+                (Some(r), Some(f)) if r.0 != "Unknown" => Ok((r, f)),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        eprintln!("{name}: Flux {flux:?}; bbconn {ours:?}");
+        assert_eq!(flux.0, "False", "{name}: Flux {flux:?}");
+        assert_eq!(
+            (ours.0.0.as_str(), ours.1.1.as_str()),
+            ("False", Some(cause)),
+            "{name}: bbconn {ours:?} while Flux said {flux:?}"
+        );
+    }
+    // The healthy repository (Data Center's branch is master here): bbconn Ready; Flux's
+    // verdict is shown, not judged: it fails at the fetch, which the simulator does not serve.
+    let ours = eventually(WAIT, "bbconn's verdict on healthy", || async {
+        let c = bbconn
+            .get("flux-healthy")
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = serde_json::to_value(&c.status).unwrap();
+        match ready_of(Some(&status)) {
+            Some(r) if r.0 != "Unknown" => Ok(r),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let flux = ready_of(repos.get("healthy").await.unwrap().data.get("status"));
+    eprintln!("healthy: Flux {flux:?}; bbconn {ours:?}");
+    assert_eq!(ours.0, "True", "{ours:?}");
+    drop(op);
+}
