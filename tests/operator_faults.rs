@@ -80,6 +80,19 @@ async fn unchecked(api: &Api<BitbucketConnection>) -> Result<usize, String> {
     Ok(list.items.iter().filter(|c| !current(c)).count())
 }
 
+/// Issue 17: whatever process checks it (restarts, takeovers, shards), a refused credential
+/// reaches Bitbucket once.
+fn assert_revoked_sent_once(s: &Installed) {
+    let sent = s
+        .world
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.authorization.as_deref() == Some("Bearer dc-alice-revoked-token-0105"))
+        .count();
+    assert!(sent <= 1, "the revoked token was sent {sent} times");
+}
+
 fn leader(op: &Operator) -> Option<f64> {
     op.metric("bbconn_leader ")
 }
@@ -250,6 +263,7 @@ async fn the_operator_waits_for_the_api_server_and_survives_its_restarts() {
         back.elapsed()
     );
     assert!(op.is_running() && op.pid() == pid, "the process was kept");
+    assert_revoked_sent_once(&s);
 }
 
 /// `apply`, but an error is returned (the API server may still be starting).
@@ -279,6 +293,9 @@ async fn a_leader_without_the_lease_writes_nothing() {
     let mut a = Operator::start(&s.sa, "replica-a", &s.cluster.dir, &s.world.net_flags());
     apply(&s.admin, &on_secret("first", "good", "")).await;
     wait_ready(&s.api, "first", Duration::from_secs(30)).await;
+    // A revoked token, checked every second by whichever replica leads.
+    apply(&s.admin, &secret("revoked", "dc-alice-revoked-token-0105")).await;
+    apply(&s.admin, &on_secret("revoked", "revoked", "")).await;
     let mut b = Operator::start(&s.sa, "replica-b", &s.cluster.dir, &s.world.net_flags());
     eventually(Duration::from_secs(30), "replica-b to answer", || async {
         leader(&b)
@@ -474,6 +491,7 @@ async fn a_leader_without_the_lease_writes_nothing() {
             .await;
         }
     }
+    assert_revoked_sent_once(&s);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -669,6 +687,7 @@ async fn each_connection_is_reconciled_by_exactly_one_shard() {
         ops[2].1.get("/metrics").unwrap().1.contains("shard=\"b\""),
         "metrics say which shard"
     );
+    assert_revoked_sent_once(&s);
 }
 
 /// SIGTERM stops the operator even while the API server never answered (no leader election, so
