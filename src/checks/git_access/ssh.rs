@@ -187,15 +187,22 @@ pub fn host_moved(host: &str, port: u16) -> Option<Finding> {
 
 /// A network failure on Cloud's old SSH host, or on port 22 of Cloud: the remedy names where
 /// SSH is served now.
-pub fn network_hint(mut f: Finding, host: &str, port: u16) -> Finding {
+pub fn network_hint(f: Finding, host: &str, port: u16) -> Finding {
+    let mut f = moved_hint(f, host);
+    if host.eq_ignore_ascii_case(CLOUD_SSH_HOST) && port == 22 {
+        f.message = format!(
+            "{}; where port 22 is blocked, Bitbucket Cloud serves SSH on port 443 at {CLOUD_ALT_SSH} (ssh://git@{CLOUD_ALT_SSH}:443/<workspace>/<repo>.git, known_hosts [{CLOUD_ALT_SSH}]:443)",
+            f.message
+        );
+    }
+    f
+}
+
+/// Any failure on bitbucket.org says where Cloud serves SSH now.
+pub fn moved_hint(mut f: Finding, host: &str) -> Finding {
     if host.eq_ignore_ascii_case(CLOUD_OLD_HOST) {
         f.message = format!(
             "{}; Bitbucket Cloud no longer serves SSH at bitbucket.org: use ssh://git@{CLOUD_SSH_HOST}/<workspace>/<repo>.git",
-            f.message
-        );
-    } else if host.eq_ignore_ascii_case(CLOUD_SSH_HOST) && port == 22 {
-        f.message = format!(
-            "{}; where port 22 is blocked, Bitbucket Cloud serves SSH on port 443 at {CLOUD_ALT_SSH} (ssh://git@{CLOUD_ALT_SSH}:443/<workspace>/<repo>.git, known_hosts [{CLOUD_ALT_SSH}]:443)",
             f.message
         );
     }

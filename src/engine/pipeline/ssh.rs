@@ -39,12 +39,7 @@ pub(super) async fn run(
 ) -> Result<(), Stopped> {
     let t = v.decide(target(run, ssh, clones))?;
     let mut leg = Leg::new(&t.origin, vec![t.url.port]);
-    let hint = |mut r: CheckResult| {
-        if let Verdict::Failed(f) = &mut r.verdict {
-            *f = judge::network_hint(f.clone(), &t.url.host, t.url.port);
-        }
-        r
-    };
+    let hint = |r| hinted(r, |f| judge::network_hint(f, &t.url.host, t.url.port));
     let path = v.decide(network::path(run, &mut leg).await.map_err(hint))?;
     let conn = v.decide(connect::open(run, &leg, path).await.map_err(hint))?;
     let session = v.decide(host_keys(run, &leg, &t, ssh, conn).await)?;
@@ -152,7 +147,7 @@ async fn host_keys(
     let known = KnownHosts::parse(&ssh.known_hosts).lookup(host, port);
     let preferred = host_key::types_to_fetch(&known, offers);
     // Every type the server offers, the consumer's first last: its session is the one kept.
-    let mut types: Vec<KeyType> = offered_types(offers)
+    let mut types: Vec<KeyType> = host_key::server_types(offers)
         .into_iter()
         .filter(|k| !preferred.contains(k))
         .collect();
@@ -162,13 +157,13 @@ async fn host_keys(
     // A listed @cert-authority: the server's certificates are what the consumer verifies.
     let certificates = !known.authorities.is_empty();
     for k in types {
-        let cert = certificates && host_key::certificate_algorithm_for(k, offers).is_some();
-        let alg = match cert {
-            true => host_key::certificate_algorithm_for(k, offers),
-            false => host_key::algorithm_for(k, offers),
-        };
-        let Some(alg) = alg else {
-            continue;
+        let certificate = certificates
+            .then(|| host_key::certificate_algorithm_for(k, offers))
+            .flatten();
+        let (alg, cert) = match (certificate, host_key::algorithm_for(k, offers)) {
+            (Some(a), _) => (a, true),
+            (None, Some(a)) => (a, false),
+            (None, None) => continue,
         };
         let first = preferred.first() == Some(&k);
         let accept = if first { Accept::Judged } else { Accept::Never };
@@ -193,17 +188,13 @@ async fn host_keys(
         fetched: &fetched,
         now,
     });
-    let keys: Vec<(KeyType, russh::keys::PublicKey)> =
-        fetched.iter().map(|(k, p)| (*k, p.key())).collect();
-    let mut info = ssh_info(t, ssh, &keys, &fetched);
-    info.host_keys.sort_by(|a, b| a.type_.cmp(&b.type_));
-    run.found.git = Some(git_info(run.input.req.git, t, info));
+    run.found.git = Some(git_info(run.input.req.git, t, ssh_info(t, ssh, &fetched)));
     if verdict.failure().is_some() {
         // Nothing was authenticated on the kept session: it closes with the key unverified.
         if let Some(s) = session {
             s.close().await;
         }
-        return Err(verdict.with_host_moved(host, port));
+        return Err(hinted(verdict, |f| judge::moved_hint(f, host)));
     }
     match session {
         Some(s) => Ok((s, vec![verdict])),
@@ -212,35 +203,18 @@ async fn host_keys(
     }
 }
 
-/// The distinct key types behind the server's host key algorithms, in its order.
-fn offered_types(offers: &[String]) -> Vec<KeyType> {
-    let mut out = Vec::new();
-    for a in offers {
-        if let Some(kind) = KeyType::of_algorithm_name(a)
-            && !kind.certificate
-            && !out.contains(&kind.key_type)
-        {
-            out.push(kind.key_type);
-        }
-    }
-    out
-}
-
-fn ssh_info(
-    t: &Target,
-    ssh: &SshCredential,
-    keys: &[(KeyType, russh::keys::PublicKey)],
-    fetched: &[(KeyType, Presented)],
-) -> SshInfo {
+fn ssh_info(t: &Target, ssh: &SshCredential, fetched: &[(KeyType, Presented)]) -> SshInfo {
+    let mut host_keys: Vec<HostKeyInfo> = fetched
+        .iter()
+        .map(|(k, p)| HostKeyInfo {
+            type_: k.as_str().to_string(),
+            sha256: known_hosts::fingerprint(&p.key()),
+        })
+        .collect();
+    host_keys.sort_by(|a, b| a.type_.cmp(&b.type_));
     SshInfo {
         url: t.url.origin(),
-        host_keys: keys
-            .iter()
-            .map(|(k, key)| HostKeyInfo {
-                type_: k.as_str().to_string(),
-                sha256: known_hosts::fingerprint(key),
-            })
-            .collect(),
+        host_keys,
         known_hosts: host_key::knowledge(&t.url.host, t.url.port, fetched),
         public_key_fingerprint: Some(ssh.fingerprint()),
     }
@@ -367,18 +341,10 @@ fn read(a: &client::ExecAnswer) -> ExecAnswer {
     }
 }
 
-trait HostMoved {
-    fn with_host_moved(self, host: &str, port: u16) -> Self;
-}
-
-impl HostMoved for CheckResult {
-    /// A host key failure on bitbucket.org says where Cloud serves SSH now.
-    fn with_host_moved(mut self, host: &str, port: u16) -> CheckResult {
-        if let Verdict::Failed(f) = &mut self.verdict
-            && host.eq_ignore_ascii_case(judge::CLOUD_OLD_HOST)
-        {
-            *f = judge::network_hint(f.clone(), host, port);
-        }
-        self
+/// A failed verdict with its finding's message amended (where Cloud serves SSH now).
+fn hinted(mut r: CheckResult, hint: impl FnOnce(Finding) -> Finding) -> CheckResult {
+    if let Verdict::Failed(f) = &mut r.verdict {
+        *f = hint(f.clone());
     }
+    r
 }
