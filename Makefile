@@ -6,6 +6,7 @@ export CARGO_TERM_COLOR ?= never
 
 include tests/controlplane/Makefile.include
 include tests/packaging/Makefile.include
+include tests/node/Makefile.include
 
 .PHONY: test lint fmt-check clippy supplychain scripts-check unit build demo demo-down demo-check bench bench-operator crd causes
 
@@ -27,7 +28,7 @@ supplychain:
 
 ## scripts-check: every shell script parses.
 scripts-check:
-	@for f in .ci/run examples/*.sh tests/controlplane/*.sh tests/packaging/*.sh; do bash -n "$$f" || exit 1; done
+	@for f in .ci/run examples/*.sh tests/controlplane/*.sh tests/packaging/*.sh tests/node/*.sh; do bash -n "$$f" || exit 1; done
 
 unit:
 	$(CARGO) test --workspace

@@ -1,7 +1,8 @@
 //! `bbconn-sim --fixture FILE [--pki-dir DIR]`: serve a fixture until SIGINT/SIGTERM.
 //!
 //! Prints one JSON line to stdout once every listener is bound:
-//! `{"listeners":{"name":"127.0.0.1:PORT",...},"ca":"DIR/ca.crt"}`, with
+//! `{"listeners":{"name":"127.0.0.1:PORT",...},"ca":"DIR/ca.crt","caCert":"-----BEGIN..."}` (the
+//! CA's PEM too, so a simulator in a Pod hands its CA over through `kubectl logs`), with
 //! `"sshHostKeys":{"name":["ssh-ed25519 AAAA...",...],...}` when the fixture has SSH listeners
 //! (for a known_hosts file). Logs go to stderr (`RUST_LOG`, default `info`).
 
@@ -73,7 +74,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map(|(name, keys)| (name, json!(keys)))
         .collect();
     let ca = dir.join("ca.crt");
-    let mut line = json!({"listeners": listeners, "ca": ca.display().to_string()});
+    let ca_cert = std::fs::read_to_string(&ca)?;
+    let mut line =
+        json!({"listeners": listeners, "ca": ca.display().to_string(), "caCert": ca_cert});
     if !ssh_host_keys.is_empty() {
         line["sshHostKeys"] = json!(ssh_host_keys);
     }

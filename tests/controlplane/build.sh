@@ -6,6 +6,8 @@
 # Env:
 #   BBCONN_CACHE          cache root (default ${XDG_CACHE_HOME:-~/.cache}/bbconn)
 #   BBCONN_BUILD_KCM=1    also build kube-controller-manager (optional)
+#   BBCONN_BUILD_NODE=1   also build what a real node runs (tests/node/): kubelet, kube-proxy,
+#                         kube-scheduler, kube-controller-manager and a kubectl of the same version
 #   BBCONN_GO_BUILD_P=N   pass -p N to go build (e.g. 1 on a busy machine)
 # Prints the binary directory on stdout; progress goes to stderr.
 set -euo pipefail
@@ -13,7 +15,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bins=(etcd kube-apiserver)
-[[ ${BBCONN_BUILD_KCM:-0} == 1 ]] && bins+=(kube-controller-manager)
+[[ ${BBCONN_BUILD_KCM:-0} == 1 || ${BBCONN_BUILD_NODE:-0} == 1 ]] && bins+=(kube-controller-manager)
+[[ ${BBCONN_BUILD_NODE:-0} == 1 ]] && bins+=(kube-scheduler kube-proxy kubelet kubectl)
 
 missing=()
 for b in "${bins[@]}"; do
@@ -73,7 +76,7 @@ for b in "${missing[@]}"; do
     etcd)
         build etcd "$CP_DIR/etcd" go.etcd.io/etcd/server/v3 -ldflags "-s -w"
         ;;
-    kube-apiserver | kube-controller-manager)
+    kube-apiserver | kube-controller-manager | kube-scheduler | kube-proxy | kubelet | kubectl)
         build "$b" "$CP_DIR" "k8s.io/kubernetes/cmd/$b" -tags "$k8s_tags" -ldflags "$k8s_ldflags"
         ;;
     esac
