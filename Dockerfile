@@ -4,7 +4,9 @@
 # The build is glibc (x86_64-unknown-linux-gnu on an amd64 builder, the builder's own target
 # elsewhere), on Debian 12 like the runtime image, so the glibc the binary links against is the
 # one gcr.io/distroless/cc-debian12 ships. tests/packaging/dockerfile-target.sh parses this file
-# with BuildKit's own parser and runs the same cargo command outside an engine.
+# with BuildKit's own parser and runs the same cargo command outside an engine; `make image`
+# (tests/node/image.sh) builds it with buildah, each FROM given by a named build context (the
+# machine has no registry), and checks what the image holds.
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

@@ -13,7 +13,11 @@ include tests/node/Makefile.include
 ## test: everything CI runs: format, lints, drift checks and the whole suite. The end-to-end
 ## tests need kube-apiserver and etcd, and the discovery tests kube-controller-manager, the Argo CD
 ## and Flux CRDs and Flux's source-controller: built once from Go modules, cached outside the repo.
-test: fmt-check clippy supplychain scripts-check controlplane consumers build packaging-test packaging-kstatus unit
+## The image build (make image) is the suite's one release build: the Dockerfile's glibc check and
+## the demo the kstatus check reads use the binaries it made; the node e2e test runs its images.
+test: export BBCONN_DOCKERFILE_BINARY := $(CURDIR)/target/node/images/bin/bbconn
+test: export BBCONN_BIN_DIR := $(CURDIR)/target/node/images/bin
+test: fmt-check clippy supplychain scripts-check controlplane consumers image packaging-test packaging-kstatus unit node-test
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -24,7 +24,8 @@ ip netns exec bbconn-node env KUBECONFIG=target/node/kubeconfig HELM_CACHE_HOME=
 k get pods -n bbconn-system -o wide
 k apply -f examples/ >/dev/null
 for _ in $(seq 120); do
-    pending=$(k get bbconn -n demo -o go-template='{{range .items}}{{if not .status}}x{{"\n"}}{{else}}{{if not .status.conditions}}x{{"\n"}}{{end}}{{end}}{{end}}' | grep -c x || true)
+    pending=$(# shellcheck disable=SC2016 # a Go template, not shell
+k get bbconn -n demo -o go-template='{{range .items}}{{if not .status}}x{{"\n"}}{{else}}{{if not .status.conditions}}x{{"\n"}}{{end}}{{end}}{{end}}' | grep -c x || true)
     [[ $pending -eq 0 ]] && break
     sleep 0.5
 done
@@ -32,6 +33,7 @@ done
 say "kubectl get bbconn -A"
 k get bbconn -A
 say "What is wrong, and what to do (status.problems)"
+# shellcheck disable=SC2016 # a Go template, not shell
 k get bbconn -n demo -o go-template='{{range .items}}{{$n := .metadata.name}}{{range .status.problems}}{{printf "%-28s %-8s %s/%s\n    remedy: %s\n" $n .severity .check .cause .remedy}}{{end}}{{end}}'
 
 cat <<MSG

@@ -32,7 +32,8 @@ cgroups=(/sys/fs/cgroup/*/"$NODE_NAME")
 for _ in 1 2 3; do
     for g in "${cgroups[@]}"; do
         [[ -d $g ]] || continue
-        find "$g" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+        find "$g" -name cgroup.procs -print0 2>/dev/null | xargs -0 -r cat 2>/dev/null |
+            xargs -r kill -9 2>/dev/null || true
     done
     sleep 0.2
 done
@@ -40,7 +41,7 @@ pkill -9 -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCK" 2>/dev/null ||
 stop containerd kube-scheduler kube-controller-manager kube-apiserver etcd inside
 
 for g in "${cgroups[@]}"; do
-    [[ -d $g ]] && find "$g" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    if [[ -d $g ]]; then find "$g" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
 done
 if ip netns list | grep -qw "$NETNS"; then ip netns del "$NETNS"; fi
 

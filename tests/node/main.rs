@@ -27,6 +27,8 @@ fn the_chart_runs_on_a_real_node() {
     phases::install(&node);
     step("connections Ready, a revoked one False with its cause; rotation; /metrics");
     phases::verdicts(&node);
+    step("the kubelet killed and started again");
+    phases::kubelet_restart(&node);
     step("the leader Pod deleted");
     phases::leader_failover(&node);
     step("kubectl drain against the PodDisruptionBudget");

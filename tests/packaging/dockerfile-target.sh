@@ -6,7 +6,9 @@
 # exactly that command here (unless BBCONN_SKIP_CARGO=1) and checks the binary it produces at
 # the path the Dockerfile copies: an x86-64 ELF for the Dockerfile's target that needs only
 # what the final image has (glibc, libgcc_s: gcr.io/distroless/cc-debian12) and no glibc newer
-# than Debian 12's 2.36.
+# than Debian 12's 2.36. Outside the engine cargo writes under this checkout's target directory
+# (CARGO_TARGET_DIR, a config's build.target-dir, or target/), which is where the binary is read.
+# shellcheck disable=SC2154  # cargo, binary, target, builder, final: set by dockerfile.env (below)
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -53,12 +55,28 @@ echo "dockerfile: ${cargo[*]}"
 expected_binary=target/release/bbconn
 [[ $target != "$host" || ${cargo[*]} == *--target* ]] && expected_binary=target/$target/release/bbconn
 [[ $binary == "$expected_binary" ]] || { plog "the Dockerfile copies $binary, but ${cargo[*]} writes $expected_binary"; exit 1; }
+# The Dockerfile's path is under the engine's /src/target; here cargo writes under its own
+# target directory: CARGO_TARGET_DIR (a relative one from the checkout, where cargo runs here),
+# else what cargo reports (it also reads build.target-dir from config files).
+if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
+    target_dir=$CARGO_TARGET_DIR
+    [[ $target_dir == /* ]] || target_dir=$REPO_ROOT/$target_dir
+else
+    target_dir=$(cargo metadata --format-version 1 --no-deps |
+        "$py" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+fi
+binary=$target_dir/${binary#target/}
 case $final in
 gcr.io/distroless/static*) [[ $target == *-musl ]] || { plog "distroless/static needs a static (musl) build, not $target"; exit 1; } ;;
 gcr.io/distroless/cc*) [[ $target == *-linux-gnu ]] || { plog "distroless/cc is for a glibc build, not $target"; exit 1; } ;;
 esac
 
-if [[ ${BBCONN_SKIP_CARGO:-0} == 1 ]]; then
+if [[ -n ${BBCONN_DOCKERFILE_BINARY:-} ]]; then
+    # make test builds the image itself (tests/node/image.sh): check the binary that build made.
+    binary=$BBCONN_DOCKERFILE_BINARY
+    echo "dockerfile: checking $binary, built by the Dockerfile (make image)"
+    [[ -x $binary ]] || { plog "$binary does not exist (run make image)"; exit 1; }
+elif [[ ${BBCONN_SKIP_CARGO:-0} == 1 ]]; then
     echo "dockerfile: BBCONN_SKIP_CARGO=1: not running cargo; checking the existing $binary"
     [[ -x $binary ]] || { plog "$binary does not exist (build it, or run without BBCONN_SKIP_CARGO)"; exit 1; }
 else
