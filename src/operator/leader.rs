@@ -11,8 +11,9 @@
 //! - every status write asks [`Term::may_write`] first.
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference};
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use kube::{Client, Error};
@@ -25,6 +26,8 @@ pub struct LeaderConfig {
     pub namespace: String,
     pub name: String,
     pub identity: String,
+    /// The Deployment that owns the Lease (`--lease-owner`), if any.
+    pub owner: Option<String>,
     pub lease_duration: Duration,
     /// How long after the start of its last successful renew the holder may still act; shorter
     /// than `lease_duration`, so the holder stops before the Lease can expire for others.
@@ -102,8 +105,11 @@ struct Observed {
 
 pub struct Elector {
     api: Api<Lease>,
+    deployments: Api<Deployment>,
     cfg: LeaderConfig,
     observed: Mutex<Option<Observed>>,
+    /// The owner reference, once the Deployment has been read.
+    owner: Mutex<Option<OwnerReference>>,
 }
 
 fn now() -> MicroTime {
@@ -113,9 +119,11 @@ fn now() -> MicroTime {
 impl Elector {
     pub fn new(client: Client, cfg: LeaderConfig) -> Elector {
         Elector {
-            api: Api::namespaced(client, &cfg.namespace),
+            api: Api::namespaced(client.clone(), &cfg.namespace),
+            deployments: Api::namespaced(client, &cfg.namespace),
             cfg,
             observed: Mutex::new(None),
+            owner: Mutex::new(None),
         }
     }
 
@@ -201,6 +209,34 @@ impl Elector {
         }
     }
 
+    /// The owner reference to the `--lease-owner` Deployment, read once. None without the flag,
+    /// or while the Deployment cannot be read (the Lease is then written without it, and the
+    /// next write tries again): leader election must not wait on it.
+    async fn owner(&self) -> Option<OwnerReference> {
+        let name = self.cfg.owner.as_deref()?;
+        if let Some(o) = self.owner.lock().ok().and_then(|o| o.clone()) {
+            return Some(o);
+        }
+        let d = match self.deployments.get(name).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, deployment = name, "leader election: cannot read the Lease's owner");
+                return None;
+            }
+        };
+        let owner = OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: name.to_string(),
+            uid: d.metadata.uid?,
+            ..OwnerReference::default()
+        };
+        if let Ok(mut o) = self.owner.lock() {
+            *o = Some(owner.clone());
+        }
+        Some(owner)
+    }
+
     fn mine(&self, lease: &Lease) -> bool {
         lease
             .spec
@@ -268,6 +304,7 @@ impl Elector {
                 metadata: ObjectMeta {
                     name: Some(self.cfg.name.clone()),
                     namespace: Some(self.cfg.namespace.clone()),
+                    owner_references: self.owner().await.map(|o| vec![o]),
                     ..ObjectMeta::default()
                 },
                 spec: Some(LeaseSpec {
@@ -315,6 +352,13 @@ impl Elector {
         }
         spec.renew_time = Some(now());
         spec.lease_duration_seconds = Some(duration);
+        // A Lease written before the owner was known (or by an older version) gains it here.
+        if let Some(owner) = self.owner().await {
+            let refs = lease.metadata.owner_references.get_or_insert_with(Vec::new);
+            if !refs.iter().any(|r| r.uid == owner.uid) {
+                refs.push(owner);
+            }
+        }
         match self
             .api
             .replace(&self.cfg.name, &PostParams::default(), &lease)

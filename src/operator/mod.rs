@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// Seconds another replica waits for an unrenewed Lease.
     #[arg(long, default_value_t = 15)]
     pub lease_duration: u64,
+    /// The Deployment (in the Lease's namespace) the replicas belong to: the Lease is owned by
+    /// it, so deleting the Deployment (helm uninstall, a shard removed) deletes the Lease too,
+    /// even one a terminating replica wrote again.
+    #[arg(long, value_name = "DEPLOYMENT")]
+    pub lease_owner: Option<String>,
     /// Connections checked at once. Each check in flight holds its task and its API-server
     /// connection; 64 keep up with thousands of changes per minute.
     #[arg(long, default_value_t = 64)]
@@ -442,6 +447,7 @@ async fn elector(args: &RunArgs) -> Result<Elector, RunError> {
             namespace: args.lease_namespace.clone(),
             name: lease_name(args.lease_name.as_deref(), args.shard.as_deref()),
             identity: identity(args),
+            owner: args.lease_owner.clone(),
             lease_duration,
             renew_deadline,
             renew_every,

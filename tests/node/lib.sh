@@ -37,12 +37,15 @@ NODE_PACKAGES=(containerd runc containernetworking-plugins buildah iptables nfta
 
 log() { echo "node: $*" >&2; }
 
-# pid_alive NAME: the pid recorded in $STATE/pids/NAME if that process still runs.
+# pid_alive NAME: the pid recorded in $STATE/pids/NAME if that process still runs and is this
+# node's (its command line names the node's folder or scripts: a recycled pid is not).
 pid_alive() {
     local f=$STATE/pids/$1 pid
     [[ -r $f ]] || return 1
     pid=$(<"$f")
-    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+    [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$STATE" -e "$NODE_SCRIPTS" || return 1
+    echo "$pid"
 }
 
 # in_node CMD...: run CMD inside the node's network namespace.

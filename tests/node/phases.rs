@@ -407,6 +407,7 @@ pub fn leader_failover(node: &Node) {
     });
     let _ = watch.kill();
     assert_eq!(exit, 0, "the container must exit cleanly on SIGTERM");
+    println!("{leader}'s container exited with 0 on SIGTERM");
     operator_pods_ready(node, 2);
 }
 
@@ -586,6 +587,14 @@ pub fn shard(node: &Node) {
         lease_holder(node, "bbconn-leader-a")
     });
     let main_leader = lease_holder(node, "bbconn-leader").unwrap();
+    let lease = node.json(&["get", "lease", "bbconn-leader-a", "-n", NS]);
+    assert_eq!(
+        lease
+            .pointer("/metadata/ownerReferences/0/name")
+            .and_then(Value::as_str),
+        Some("bbconn-a"),
+        "shard a's Lease is owned by its Deployment"
+    );
     let shard_pods = pods(node, NS, "bbconn.dev/operator-shard=a");
     assert!(shard_pods.iter().any(|p| p.name == shard_leader && p.ready));
     let gauges = |pod: &str| {
@@ -626,6 +635,20 @@ pub fn shard(node: &Node) {
         "--timeout",
         "120s",
     ]);
+    // Shard a's Lease went with its Deployment (its owner), even if a terminating replica of
+    // shard a wrote it again on its way out.
+    let t = Instant::now();
+    eventually("shard a's Lease deleted", Duration::from_secs(60), || {
+        (!node
+            .kubectl(&["get", "lease", "bbconn-leader-a", "-n", NS])
+            .status
+            .success())
+        .then_some(())
+    });
+    println!(
+        "shard a removed: its Lease deleted {} ms after helm upgrade returned",
+        t.elapsed().as_millis()
+    );
 }
 
 pub fn thousand(node: &Node) {
@@ -773,16 +796,30 @@ pub fn uninstall(node: &Node) {
             .is_empty()
             .then_some(())
     });
-    let left = node.ok(&[
-        "get",
-        "all,serviceaccount,role,rolebinding,poddisruptionbudget,networkpolicy,lease,configmap,secret",
-        "-n", NS, "-o", "name",
-    ]);
-    let left: Vec<_> = left
-        .lines()
-        .filter(|l| *l != "serviceaccount/default" && *l != "configmap/kube-root-ca.crt")
-        .collect();
-    assert!(left.is_empty(), "helm uninstall left {left:?} in {NS}");
+    // The Leases go with their Deployments (owner references): the garbage collector's work.
+    let t = Instant::now();
+    let mut left = Vec::new();
+    let gone = (0..300).any(|_| {
+        left = node
+            .ok(&[
+                "get",
+                "all,serviceaccount,role,rolebinding,poddisruptionbudget,networkpolicy,lease,configmap,secret",
+                "-n", NS, "-o", "name",
+            ])
+            .lines()
+            .filter(|l| *l != "serviceaccount/default" && *l != "configmap/kube-root-ca.crt")
+            .map(String::from)
+            .collect::<Vec<_>>();
+        left.is_empty() || {
+            std::thread::sleep(Duration::from_millis(200));
+            false
+        }
+    });
+    assert!(gone, "helm uninstall left {left:?} in {NS}");
+    println!(
+        "{NS} empty {} ms after helm uninstall returned",
+        t.elapsed().as_millis()
+    );
     let cluster = node.ok(&["get", "clusterrole,clusterrolebinding", "-o", "name"]);
     let ours: Vec<_> = cluster.lines().filter(|l| l.contains("bbconn")).collect();
     assert!(ours.is_empty(), "helm uninstall left {ours:?}");
