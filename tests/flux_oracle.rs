@@ -1,11 +1,13 @@
 //! Flux's own source-controller as the oracle for discovered connections: the same
 //! GitRepositories, reconciled by source-controller (built from its Go module by
 //! tests/controlplane/source-controller.sh) and checked by `bbconn run --discover flux`, against
-//! the simulator's Data Center SSH server. Where Flux fails, bbconn must fail too, and say why.
+//! the simulator's Data Center SSH server. Where Flux fails, bbconn must fail too, and say why;
+//! where Flux succeeds, bbconn must say Ready too.
 //!
-//! The simulator serves ref advertisements, not packs: a clone that would succeed still fails in
-//! source-controller at the fetch, so the healthy case asserts bbconn's verdict only (what is
-//! left: packs in the simulator, then agreement on Ready=True as well).
+//! The simulator serves a real repository to upload-pack (one commit, its pack over the SSH
+//! exec channel), so source-controller's shallow clone of the healthy repository completes and
+//! stores an artifact: both must then report Ready=True. bbconn itself never fetches the pack;
+//! it reads the advertisements only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -240,8 +242,16 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
             "{name}: bbconn {ours:?} while Flux said {flux:?}"
         );
     }
-    // The healthy repository (Data Center's branch is master here): bbconn Ready; Flux's
-    // verdict is shown, not judged: it fails at the fetch, which the simulator does not serve.
+    // The healthy repository (Data Center's branch is master here): Flux clones it and says
+    // Ready, and so must bbconn.
+    let flux = eventually(WAIT, "Flux's verdict on healthy", || async {
+        let o = repos.get("healthy").await.map_err(|e| e.to_string())?;
+        match ready_of(o.data.get("status")) {
+            Some(r) if r.0 != "Unknown" => Ok(r),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
     let ours = eventually(WAIT, "bbconn's verdict on healthy", || async {
         let c = bbconn
             .get("flux-healthy")
@@ -254,8 +264,21 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
         }
     })
     .await;
-    let flux = ready_of(repos.get("healthy").await.unwrap().data.get("status"));
     eprintln!("healthy: Flux {flux:?}; bbconn {ours:?}");
-    assert_eq!(ours.0, "True", "{ours:?}");
+    assert_eq!(flux.0, "True", "healthy: Flux {flux:?}");
+    // What Flux stored is the simulator's commit on master.
+    let healthy = repos.get("healthy").await.unwrap();
+    let revision = healthy.data["status"]["artifact"]["revision"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        revision.starts_with("master@sha1:") && revision.len() == "master@sha1:".len() + 40,
+        "healthy: Flux stored {revision:?}"
+    );
+    assert_eq!(
+        ours.0, "True",
+        "healthy: bbconn {ours:?} while Flux said {flux:?}"
+    );
     drop(op);
 }

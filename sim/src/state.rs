@@ -1,6 +1,6 @@
 //! What the simulator's handlers share: the fixture, the bound listeners, the request log and
 //! fault counters, and each flavour's runtime state. Every handler module (`server.rs`,
-//! `cloud/`, `dc/`, `git.rs`, `proxy.rs`) imports from here; this module imports none of
+//! `cloud/`, `dc/`, `git/`, `proxy.rs`) imports from here; this module imports none of
 //! them, so the imports point one way.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -1,6 +1,6 @@
 //! Who may read or push a Bitbucket Cloud repository over HTTPS (docs/design/bitbucket-api.md,
 //! "Git over HTTPS"): git's own user names for tokens, then the workspace's IP allowlist and
-//! two-step rule, access and scopes. The protocol is the crate's `git.rs`.
+//! two-step rule, access and scopes. The protocol is the crate's `git/` module.
 
 use std::collections::BTreeSet;
 
@@ -137,18 +137,4 @@ pub(crate) fn git_authorize(
         return Err(h::text(403, GIT_NO_ACCESS));
     }
     Ok(())
-}
-
-/// The repository's main branch, for its advertised HEAD.
-pub(crate) fn git_mainbranch(shared: &Shared, ws: &str, slug: &str) -> Option<String> {
-    shared
-        .fixture
-        .cloud
-        .workspaces
-        .iter()
-        .find(|w| w.slug == ws)?
-        .repositories
-        .iter()
-        .find(|r| r.slug == slug)
-        .map(|r| r.mainbranch.clone())
 }

@@ -26,8 +26,8 @@ use oauth::oauth_token;
 use repos::{get_repository, get_workspace, list_public_repositories, list_repositories};
 use user::get_user;
 
-// For the crate's git.rs: who may read or push, and the branch HEAD names.
-pub(crate) use git::{git_authorize, git_mainbranch};
+// For the crate's git/: who may read or push.
+pub(crate) use git::git_authorize;
 
 pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     if req.path == "/site/oauth2/access_token" {

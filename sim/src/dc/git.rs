@@ -1,6 +1,7 @@
 //! Who may read or push a Bitbucket Data Center repository over HTTPS
 //! (docs/design/bitbucket-api.md, "Git over HTTPS"): the REST API's credentials and
-//! permissions, with the Basic challenge git needs first. The protocol is the crate's `git.rs`.
+//! permissions, with the Basic challenge git needs first. The protocol is the crate's `git/`
+//! module.
 
 use crate::http::{self as h, Req, Resp};
 use crate::state::Shared;

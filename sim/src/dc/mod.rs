@@ -33,7 +33,7 @@ use repos::{
 use tokens::{resource_tokens, user_tokens};
 use users::{admin_users, list_users};
 
-// For server.rs (unrouted paths, web pages) and the crate's git.rs (who may read or push).
+// For server.rs (unrouted paths, web pages) and the crate's git/ (who may read or push).
 pub(crate) use answers::not_found;
 pub(crate) use auth::web;
 pub(crate) use git::git_authorize;

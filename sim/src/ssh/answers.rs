@@ -1,6 +1,7 @@
 //! What a git command over SSH is answered: the command line parsed as git and Bitbucket's
-//! wrappers send it, the flavours' refusal texts, and the client's input after the
-//! advertisement (a flush, or a request for a pack the simulator never sends).
+//! wrappers send it, the flavours' refusal texts, and receive-pack's input after the
+//! advertisement (a flush, or a push the simulator never accepts). upload-pack's input is
+//! `git::Upload`'s, as over smart HTTP.
 
 use crate::fixture::{Fixture, Flavor};
 use crate::git::{self, Service};
@@ -20,15 +21,20 @@ const DC_NOT_FOUND: &str = "Repository not found\nThe requested repository does 
 /// Data Center, for a push without write permission. The wording is not confirmed: it is the
 /// REST API's AuthorisationException message, which the SSH refusal is taken to reuse.
 const DC_NOT_PERMITTED: &str = "You are not permitted to access this resource\n";
-/// The simulator's own: it advertises refs and never transfers a pack.
-pub(crate) const PACKS_NOT_SERVED: &str =
-    "bbconn-sim: only ref advertisements are served; no pack is sent or accepted.\n";
+/// The simulator's own: nothing is pushed to it, and it makes no archives.
+pub(crate) const NOT_SERVED: &str =
+    "bbconn-sim: no push is accepted and no archive is made; only git-upload-pack sends a pack.\n";
 
 /// How an exec request is answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Answer {
-    /// The ref advertisement on stdout; then wait for the client's flush.
-    Advertise(Vec<u8>),
+    /// The ref advertisement on stdout; then the client's wants (upload-pack) or flush.
+    Advertise {
+        refs: Vec<u8>,
+        service: Service,
+        /// The repository's objects, for upload-pack's pack; None when it has no commits.
+        repo: Option<git::Repo>,
+    },
     /// Text on stdout, exit status 0 (`whoami`).
     Stdout(String),
     /// Text on stderr, exit status 1.
@@ -130,21 +136,7 @@ fn cloud(f: &Fixture, grants: &[Grant], cmd: Command) -> Answer {
         Err(CloudRefusal::NoSuchRepository) => Answer::Stderr(CLOUD_NO_REPO),
         Err(CloudRefusal::AccessDenied) => Answer::Stderr(CLOUD_DENIED),
         Err(CloudRefusal::DeployKeyReadOnly) => Answer::Stderr(CLOUD_DEPLOY_READ_ONLY),
-        Ok(()) => {
-            let repo = f
-                .cloud
-                .workspaces
-                .iter()
-                .filter(|w| w.slug == ws)
-                .flat_map(|w| &w.repositories)
-                .find(|r| r.slug == slug);
-            let branch = repo.filter(|r| !r.empty).map(|r| r.mainbranch.as_str());
-            Answer::Advertise(git::refs_advertisement(
-                service,
-                &format!("{ws}/{slug}"),
-                branch,
-            ))
-        }
+        Ok(()) => advertise(service, git::cloud_served(f, &ws, &slug)),
     }
 }
 
@@ -170,21 +162,22 @@ fn dc(f: &Fixture, grants: &[Grant], cmd: Command) -> Answer {
         Err(DcRefusal::NotPermitted) => Answer::Stderr(DC_NOT_PERMITTED),
         Ok(()) => {
             let Some(service) = service else {
-                return Answer::Stderr(PACKS_NOT_SERVED);
+                return Answer::Stderr(NOT_SERVED);
             };
-            let empty = access::dc_find(f, &key, &slug).is_some_and(|(_, r)| r.empty);
-            // Data Center's HEAD is `master` here, as the smart-HTTP advertisement has it.
-            let branch = (!empty).then_some("master");
-            Answer::Advertise(git::refs_advertisement(
-                service,
-                &format!("{key}/{slug}"),
-                branch,
-            ))
+            advertise(service, git::dc_served(f, &key, &slug))
         }
     }
 }
 
-/// The client's pkt-lines after the advertisement.
+fn advertise(service: Service, served: Option<git::Served>) -> Answer {
+    Answer::Advertise {
+        refs: git::refs_advertisement(service, served.as_ref()),
+        service,
+        repo: served.map(|s| s.repo),
+    }
+}
+
+/// receive-pack's client pkt-lines after the advertisement.
 #[derive(Default)]
 pub(crate) struct ClientInput {
     buf: Vec<u8>,
@@ -195,7 +188,7 @@ pub(crate) struct ClientInput {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Input {
     NeedMore,
-    /// A flush: with no line before it, the client wants nothing (ls-remote, push --dry-run).
+    /// A flush: with no line before it, the client pushes nothing (push --dry-run).
     Flush {
         lines: usize,
     },

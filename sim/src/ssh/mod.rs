@@ -9,8 +9,10 @@
 //!   `git receive-pack`, `git archive-pack` and `whoami`, nothing else.
 //!
 //! After authentication the one exec request is answered with the ref advertisement of
-//! `git.rs` (as git's pack protocol over SSH starts: no `# service=` line), and the command
-//! ends at the client's flush or EOF. No pack is ever sent or accepted.
+//! `git/` (as git's pack protocol over SSH starts: no `# service=` line). The command ends at
+//! the client's flush or EOF; for upload-pack, wants are answered first with the repository's
+//! pack, as over smart HTTP (`git::Upload`). Nothing is ever pushed: receive-pack refuses a
+//! push after its advertisement.
 //!
 //! Files: `keys.rs` (host, client and fixture keys), `access.rs` (who may read or push),
 //! `answers.rs` (commands and texts), `session.rs` (the russh handler), `events.rs` (the log

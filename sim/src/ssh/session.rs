@@ -10,6 +10,7 @@ use russh::server::{
 use russh::{Channel, ChannelId, Pty, Sig};
 
 use crate::fixture::Flavor;
+use crate::git::{Progress, Service, Upload};
 use crate::state::Shared;
 
 use super::SshRt;
@@ -17,10 +18,18 @@ use super::answers::{self, Answer, ClientInput, Input};
 use super::events::{ExecAnswer, SshAuth, SshEventKind};
 use super::keys::Grant;
 
-/// An advertisement sent, waiting for the client's flush (or EOF) to end the command.
+/// An advertisement sent, waiting for the client: its wants (upload-pack), its flush or EOF.
 struct Waiting {
     channel: ChannelId,
-    input: ClientInput,
+    input: After,
+}
+
+/// What reads the client's input after the advertisement.
+enum After {
+    /// upload-pack: a flush alone ends it (ls-remote, bbconn); wants are answered with a pack.
+    Upload(Box<Upload>),
+    /// receive-pack: a flush alone ends it; anything pushed is refused.
+    Receive(ClientInput),
 }
 
 pub(crate) struct Conn {
@@ -158,7 +167,7 @@ impl Handler for Conn {
         let command = String::from_utf8_lossy(data).into_owned();
         let answer = answers::answer(&self.shared.fixture, self.flavour, &self.grants, &command);
         let logged = match &answer {
-            Answer::Advertise(_) => ExecAnswer::Advertised,
+            Answer::Advertise { .. } => ExecAnswer::Advertised,
             Answer::Stdout(s) => ExecAnswer::Output(s.clone()),
             Answer::Stderr(s) => ExecAnswer::Refused((*s).to_owned()),
             Answer::NotRun => ExecAnswer::NotRun,
@@ -177,13 +186,18 @@ impl Handler for Conn {
                 session.channel_failure(channel)?;
                 session.close(channel)?;
             }
-            Answer::Advertise(refs) => {
+            Answer::Advertise {
+                refs,
+                service,
+                repo,
+            } => {
                 session.channel_success(channel)?;
                 session.data(channel, refs)?;
-                self.waiting = Some(Waiting {
-                    channel,
-                    input: ClientInput::default(),
-                });
+                let input = match service {
+                    Service::UploadPack => After::Upload(Box::new(Upload::new(repo, false))),
+                    Service::ReceivePack => After::Receive(ClientInput::default()),
+                };
+                self.waiting = Some(Waiting { channel, input });
             }
             Answer::Stdout(text) => {
                 session.channel_success(channel)?;
@@ -208,13 +222,31 @@ impl Handler for Conn {
         let Some(w) = self.waiting.as_mut().filter(|w| w.channel == channel) else {
             return Ok(());
         };
-        match w.input.push(data) {
-            Input::NeedMore => {}
-            Input::Flush { lines: 0 } => self.finish(session, channel, 0),
-            Input::Flush { .. } | Input::Malformed => {
-                session.extended_data(channel, 1, answers::PACKS_NOT_SERVED.as_bytes().to_vec())?;
-                self.finish(session, channel, 1);
+        let status = match &mut w.input {
+            After::Upload(u) => {
+                let progress = u.push(data);
+                let out = u.take_output();
+                if !out.is_empty() {
+                    session.data(channel, out)?;
+                }
+                match progress {
+                    Progress::NeedMore => None,
+                    Progress::Finished { ok: true } => Some(0),
+                    // git's upload-pack dies after its ERR line, with git's exit status.
+                    Progress::Finished { ok: false } => Some(128),
+                }
             }
+            After::Receive(input) => match input.push(data) {
+                Input::NeedMore => None,
+                Input::Flush { lines: 0 } => Some(0),
+                Input::Flush { .. } | Input::Malformed => {
+                    session.extended_data(channel, 1, answers::NOT_SERVED.as_bytes().to_vec())?;
+                    Some(1)
+                }
+            },
+        };
+        if let Some(status) = status {
+            self.finish(session, channel, status);
         }
         Ok(())
     }

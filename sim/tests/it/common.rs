@@ -257,6 +257,36 @@ impl Conn {
         })
     }
 
+    /// One POST with a raw body of the given media type.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        auth: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Resp {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("host", &self.host)
+            .header("content-type", content_type);
+        if let Some(a) = auth {
+            builder = builder.header("authorization", a);
+        }
+        let req = builder
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        let resp = self.sender.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub async fn get(&mut self, path: &str, auth: Option<&str>) -> Resp {
         self.try_send(Method::GET, path, auth, None).await.unwrap()
     }

@@ -18,7 +18,7 @@ use crate::common::{self, Sim, basic};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn fixture() -> String {
+pub(crate) fn fixture() -> String {
     format!(
         r#"
 listeners:
@@ -75,10 +75,10 @@ impl Drop for Scratch {
 }
 
 #[derive(Debug)]
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) code: Option<i32>,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 async fn run(cmd: &mut tokio::process::Command) -> Out {
@@ -95,13 +95,13 @@ async fn run(cmd: &mut tokio::process::Command) -> Out {
 }
 
 /// The real clients, with a known_hosts file holding the listeners' keys for 127.0.0.1.
-struct Client {
+pub(crate) struct Client {
     dir: Scratch,
     known_hosts: PathBuf,
 }
 
 impl Client {
-    fn new(sim: &Sim, listeners: &[&str]) -> Client {
+    pub(crate) fn new(sim: &Sim, listeners: &[&str]) -> Client {
         let lines: Vec<String> = listeners
             .iter()
             .flat_map(|l| {
@@ -163,7 +163,12 @@ impl Client {
         run(&mut c).await
     }
 
-    async fn git(&self, key: &ClientKey, cwd: Option<&Path>, args: &[&str]) -> Out {
+    /// The scratch directory: git's HOME and default working directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+
+    pub(crate) async fn git(&self, key: &ClientKey, cwd: Option<&Path>, args: &[&str]) -> Out {
         let mut c = tokio::process::Command::new("/usr/bin/git");
         c.args(args)
             .current_dir(cwd.unwrap_or(&self.dir.0))
@@ -171,6 +176,8 @@ impl Client {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("LC_ALL", "C")
+            // It would win over the http.sslCAInfo the HTTPS tests (clone.rs) pass.
+            .env_remove("GIT_SSL_CAINFO")
             .env(
                 "GIT_SSH_COMMAND",
                 format!("ssh {}", self.ssh_args(key).join(" ")),
@@ -206,7 +213,7 @@ impl Client {
     }
 }
 
-fn url(sim: &Sim, listener: &str, user: &str, path: &str) -> String {
+pub(crate) fn url(sim: &Sim, listener: &str, user: &str, path: &str) -> String {
     format!(
         "ssh://{user}@127.0.0.1:{}/{path}",
         sim.addr(listener).port()
