@@ -470,7 +470,8 @@ async fn discovery_follows_argocd_and_flux() {
             .map_err(|e| e.to_string())
     })
     .await;
-    // Discovery looks for the kind again on its next pass: a change to any GitRepository.
+    // Discovery looks for the kind again on its next pass (a change to any GitRepository), or
+    // at most 10 s later where it looked a moment before.
     apply(
         &admin,
         &git_repo(

@@ -131,9 +131,12 @@ pub fn lease_name(explicit: Option<&str>, shard: Option<&str>) -> String {
 fn slim(w: &mut Watched) {
     let meta = w.meta_mut();
     meta.managed_fields = None;
-    // Only the label the discovered-connections gauge counts by.
+    // Only the label the discovered-connections gauge counts by, and the one discovery needs
+    // besides to tell its connections (which it reads from this cache) from a person's.
     if let Some(l) = meta.labels.as_mut() {
-        l.retain(|k, _| k == discovery::apply::DISCOVERED_FROM);
+        l.retain(|k, _| {
+            k == discovery::apply::DISCOVERED_FROM || k == discovery::apply::MANAGED_BY
+        });
     }
     if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
         meta.labels = None;
@@ -581,10 +584,15 @@ async fn run_term(
         reader.clone(),
     );
     let (s1, s2) = (reader.clone(), reader.clone());
-    // Discovery writes connections only while this replica leads, as reconciles do.
+    // Discovery writes connections only while this replica leads, as reconciles do; it reads
+    // which exist from this term's cache where that holds them all (no shard).
+    let cache = args
+        .shard
+        .is_none()
+        .then(|| (reader.clone(), args.namespaces.clone()));
     let discovery = async {
         if args.discovery.enabled() {
-            discovery::run(client.clone(), args.discovery.clone()).await;
+            discovery::run(client.clone(), args.discovery.clone(), cache).await;
         }
         futures::future::pending::<()>().await;
     };

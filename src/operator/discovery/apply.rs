@@ -4,12 +4,16 @@
 
 use super::desired::{Desired, Owner, Source};
 use crate::api::BitbucketConnection;
+use crate::operator::Watched;
+use futures::StreamExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
-use kube::core::PartialObjectMeta;
-use kube::{Client, ResourceExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 use thiserror::Error;
+use tokio::time::Instant;
 
 pub const FIELD_MANAGER: &str = "bbconn-discovery";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -110,26 +114,119 @@ pub struct Summary {
     pub failed: usize,
 }
 
+/// How long a name found taken (by a connection discovery did not create, outside the
+/// operator's cache) is not read again: once per resync rather than on every pass, which a
+/// burst of source changes runs every few hundred milliseconds.
+const TAKEN_FOR: Duration = Duration::from_secs(60);
+
+/// A generated connection that exists: what deleting it needs.
+struct Existing {
+    uid: Option<String>,
+    source_kind: Option<String>,
+}
+
+impl Existing {
+    fn of(meta: &kube::api::ObjectMeta) -> Existing {
+        Existing {
+            uid: meta.uid.clone(),
+            source_kind: source_kind(meta).map(String::from),
+        }
+    }
+}
+
+/// Who holds a connection name discovery wants, as far as known without a request.
+enum Holder {
+    /// Discovery: one applied a moment ago, say, that is not among the listed ones yet.
+    Discovery,
+    Other,
+}
+
+/// What a pass does for one wanted connection, decided before any request.
+enum Step {
+    /// Apply it: this source's, and changed (or not applied by this process yet).
+    Apply,
+    /// Ask the API server who holds the name first (it may be free, or a connection outside
+    /// the cache); `same`: what this process last applied there is this body.
+    Read { same: bool },
+}
+
+enum Outcome {
+    Applied,
+    Unchanged,
+    Taken,
+    ReadFailed(kube::Error),
+    ApplyFailed(kube::Error),
+}
+
+/// Connections read and applied at once in a pass: thousands of sources created together
+/// must not wait on one round trip after another.
+const IN_FLIGHT: usize = 8;
+
+async fn apply_one(client: &Client, source: Source, d: &Desired, step: Step) -> Outcome {
+    let api: Api<BitbucketConnection> = Api::namespaced(client.clone(), &d.namespace);
+    if let Step::Read { same } = step {
+        // Not known as ours: the name may be free, or held by a connection the cache does not
+        // hold (a shard's). Applying to that would adopt it, and a person's (or another
+        // tool's) connection is never adopted or changed.
+        match api.get_metadata_opt(&d.name).await {
+            Ok(None) => {}
+            Ok(Some(o)) if is_generated(&o.metadata, source) => {
+                if same {
+                    return Outcome::Unchanged;
+                }
+            }
+            Ok(Some(_)) => return Outcome::Taken,
+            Err(e) => return Outcome::ReadFailed(e),
+        }
+    }
+    // Not forced: a field a person took over under another manager stays theirs.
+    match api
+        .patch(
+            &d.name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(body(d)),
+        )
+        .await
+    {
+        Ok(_) => Outcome::Applied,
+        Err(e) => Outcome::ApplyFailed(e),
+    }
+}
+
 /// Keeps the generated connections of one source equal to what it wants.
 pub struct Applier {
     client: Client,
     source: Source,
     /// None: every namespace.
     namespaces: Option<Vec<String>>,
-    /// What was last applied, by (namespace, name): an unchanged source costs no write.
-    applied: BTreeMap<(String, String), serde_json::Value>,
+    /// The operator's cache of connections, where it holds every connection in `namespaces`
+    /// that discovery could write (see `super::cache_holds`): a pass reads it instead of
+    /// listing the source's connections from the API server each time.
+    cache: Option<Store<Watched>>,
+    /// A digest of what was last applied, by (namespace, name): an unchanged source costs no
+    /// write, and a digest keeps thousands of bodies out of memory.
+    applied: BTreeMap<(String, String), [u8; 32]>,
     /// Names already reported as taken, so the log says it once.
     refused: BTreeSet<(String, String)>,
+    /// Names the API server said were taken, and when it said so.
+    taken: BTreeMap<(String, String), Instant>,
 }
 
 impl Applier {
-    pub fn new(client: Client, source: Source, namespaces: Option<Vec<String>>) -> Applier {
+    pub fn new(
+        client: Client,
+        source: Source,
+        namespaces: Option<Vec<String>>,
+        cache: Option<Store<Watched>>,
+    ) -> Applier {
         Applier {
             client,
             source,
             namespaces,
+            cache,
             applied: BTreeMap::new(),
             refused: BTreeSet::new(),
+            taken: BTreeMap::new(),
         }
     }
 
@@ -143,20 +240,28 @@ impl Applier {
         }
     }
 
-    /// Applies `desired`, and deletes the generated connections it no longer holds, except
-    /// those whose controller is of a kind in `unknown` (its watch has not listed yet: their
-    /// sources may well exist).
-    pub async fn sync(
-        &mut self,
-        desired: Vec<Desired>,
-        unknown: &[&str],
-    ) -> Result<Summary, SyncError> {
+    fn in_scope(&self, ns: &str) -> bool {
+        self.namespaces
+            .as_ref()
+            .is_none_or(|nss| nss.iter().any(|n| n == ns))
+    }
+
+    /// The connections this source generated, from the cache or else listed.
+    async fn existing(&self) -> Result<BTreeMap<(String, String), Existing>, SyncError> {
+        let mut existing = BTreeMap::new();
+        if let Some(cache) = &self.cache {
+            for w in cache.state() {
+                let ns = w.namespace().unwrap_or_default();
+                if self.in_scope(&ns) && is_generated(w.meta(), self.source) {
+                    existing.insert((ns, w.name_any()), Existing::of(w.meta()));
+                }
+            }
+            return Ok(existing);
+        }
         let selector = format!(
             "{MANAGED_BY}={MANAGED_BY_VALUE},{DISCOVERED_FROM}={}",
             self.source.label()
         );
-        let mut existing: BTreeMap<(String, String), PartialObjectMeta<BitbucketConnection>> =
-            BTreeMap::new();
         for api in self.apis() {
             let list = api
                 .list_metadata(&ListParams::default().labels(&selector))
@@ -168,60 +273,116 @@ impl Applier {
             for o in list.items {
                 if is_generated(&o.metadata, self.source) {
                     let key = (o.namespace().unwrap_or_default(), o.name_any());
-                    existing.insert(key, o);
+                    existing.insert(key, Existing::of(&o.metadata));
                 }
             }
         }
+        Ok(existing)
+    }
+
+    /// Who holds a name that is not among this source's connections, where known without a
+    /// request: the cache, where it has the name; a name the API server said was taken is not
+    /// asked about again for [`TAKEN_FOR`].
+    fn known_holder(&self, key: &(String, String)) -> Option<Holder> {
+        let cached = self.cache.as_ref().and_then(|c| {
+            c.get(&ObjectRef::new(&key.1).within(&key.0))
+                .map(|w| is_generated(w.meta(), self.source))
+        });
+        match cached {
+            Some(true) => Some(Holder::Discovery),
+            Some(false) => Some(Holder::Other),
+            None => self
+                .taken
+                .get(key)
+                .is_some_and(|at| at.elapsed() < TAKEN_FOR)
+                .then_some(Holder::Other),
+        }
+    }
+
+    fn refuse(&mut self, d: &Desired) {
+        if self.refused.insert((d.namespace.clone(), d.name.clone())) {
+            tracing::warn!(namespace = %d.namespace, name = %d.name, source = %describe(&d.owners), "a connection of that name exists and was not created by discovery; leaving it alone");
+        }
+    }
+
+    /// Applies `desired`, and deletes the generated connections it no longer holds, except
+    /// those whose controller is of a kind in `unknown` (its watch has not listed yet: their
+    /// sources may well exist).
+    pub async fn sync(
+        &mut self,
+        desired: Vec<Desired>,
+        unknown: &[&str],
+    ) -> Result<Summary, SyncError> {
+        let existing = self.existing().await?;
         let mut summary = Summary::default();
         let mut wanted = BTreeSet::new();
+        let mut work = Vec::new();
         for d in desired {
             let key = (d.namespace.clone(), d.name.clone());
             if !wanted.insert(key.clone()) {
                 tracing::warn!(namespace = %d.namespace, name = %d.name, "two sources want the same connection name; the first keeps it");
                 continue;
             }
-            let body = body(&d);
-            let ours = existing.contains_key(&key);
-            if ours && self.applied.get(&key) == Some(&body) {
-                summary.unchanged += 1;
-                continue;
-            }
-            let api: Api<BitbucketConnection> = Api::namespaced(self.client.clone(), &d.namespace);
-            if !ours {
-                // Not one of ours: a person's (or another tool's) connection of that name is
-                // never adopted or changed.
-                match api.get_metadata_opt(&d.name).await {
-                    Ok(None) => {}
-                    Ok(Some(_)) => {
-                        if self.refused.insert(key.clone()) {
-                            tracing::warn!(namespace = %d.namespace, name = %d.name, source = %describe(&d.owners), "a connection of that name exists and was not created by discovery; leaving it alone");
-                        }
+            let digest = digest(&body(&d));
+            let same = self.applied.get(&key) == Some(&digest);
+            let step = if existing.contains_key(&key) {
+                if same {
+                    summary.unchanged += 1;
+                    continue;
+                }
+                Step::Apply
+            } else {
+                match self.known_holder(&key) {
+                    Some(Holder::Discovery) if same => {
+                        summary.unchanged += 1;
+                        continue;
+                    }
+                    Some(Holder::Discovery) => Step::Apply,
+                    Some(Holder::Other) => {
+                        self.refuse(&d);
                         summary.refused += 1;
                         continue;
                     }
-                    Err(e) => {
-                        tracing::warn!(namespace = %d.namespace, name = %d.name, error = %e, "cannot read the connection");
-                        summary.failed += 1;
-                        continue;
-                    }
+                    None => Step::Read { same },
                 }
-            }
-            // Not forced: a field a person took over under another manager stays theirs.
-            match api
-                .patch(
-                    &d.name,
-                    &PatchParams::apply(FIELD_MANAGER),
-                    &Patch::Apply(&body),
-                )
-                .await
-            {
-                Ok(_) => {
+            };
+            // The body is built again when sent: thousands of them waiting would all be held.
+            work.push((d, digest, step));
+        }
+        let (client, source) = (self.client.clone(), self.source);
+        let outcomes: Vec<(Desired, [u8; 32], Outcome)> = futures::stream::iter(work)
+            .map(|(d, digest, step)| {
+                let client = client.clone();
+                async move {
+                    let outcome = apply_one(&client, source, &d, step).await;
+                    (d, digest, outcome)
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        for (d, digest, outcome) in outcomes {
+            let key = (d.namespace.clone(), d.name.clone());
+            match outcome {
+                Outcome::Applied => {
                     tracing::info!(namespace = %d.namespace, name = %d.name, source = %describe(&d.owners), "applied a discovered connection");
                     self.refused.remove(&key);
-                    self.applied.insert(key, body);
+                    self.taken.remove(&key);
+                    self.applied.insert(key, digest);
                     summary.applied += 1;
                 }
-                Err(e) => {
+                Outcome::Unchanged => summary.unchanged += 1,
+                Outcome::Taken => {
+                    self.taken.retain(|_, at| at.elapsed() < TAKEN_FOR);
+                    self.taken.insert(key, Instant::now());
+                    self.refuse(&d);
+                    summary.refused += 1;
+                }
+                Outcome::ReadFailed(e) => {
+                    tracing::warn!(namespace = %d.namespace, name = %d.name, error = %e, "cannot read the connection");
+                    summary.failed += 1;
+                }
+                Outcome::ApplyFailed(e) => {
                     tracing::warn!(namespace = %d.namespace, name = %d.name, error = %e, "cannot apply a discovered connection");
                     self.applied.remove(&key);
                     summary.failed += 1;
@@ -232,13 +393,16 @@ impl Applier {
             if wanted.contains(&key) {
                 continue;
             }
-            if source_kind(&o.metadata).is_some_and(|k| unknown.contains(&k)) {
+            if o.source_kind
+                .as_deref()
+                .is_some_and(|k| unknown.contains(&k))
+            {
                 continue;
             }
             let api: Api<BitbucketConnection> = Api::namespaced(self.client.clone(), &key.0);
             // The uid precondition: a connection re-created meanwhile is not the one to delete.
             let dp = DeleteParams {
-                preconditions: o.uid().map(|uid| Preconditions {
+                preconditions: o.uid.map(|uid| Preconditions {
                     uid: Some(uid),
                     resource_version: None,
                 }),
@@ -261,12 +425,21 @@ impl Applier {
     }
 }
 
+fn digest(body: &serde_json::Value) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(serde_json::to_vec(body).unwrap_or_default()).into()
+}
+
 fn describe(owners: &[Owner]) -> String {
     owners
         .first()
         .map(|o| format!("{}/{}", o.kind, o.name))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod apply_tests;
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ pub mod desired;
 pub mod flux;
 pub mod url;
 
-use crate::operator::watch;
+use crate::operator::{Watched, watch};
 use desired::Source;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
@@ -34,6 +34,10 @@ pub const OPT_OUT: &str = "bbconn.dev/discover";
 const SETTLE: Duration = Duration::from_millis(300);
 /// A pass also runs this often, so a connection deleted by hand comes back.
 const RESYNC: Duration = Duration::from_secs(60);
+/// How often, at most, discovery asks whether ImageUpdateAutomations are served while they are
+/// not: each pass asked (the API server's group list), and a burst of GitRepository changes
+/// runs a pass every few hundred milliseconds.
+const AUTOMATION_LOOK: Duration = Duration::from_secs(10);
 /// How long a source's optional watch (Applications, ImageUpdateAutomations) may take to list
 /// before passes run without it.
 const OPTIONAL_WAIT: Duration = Duration::from_secs(10);
@@ -70,21 +74,46 @@ impl DiscoveryArgs {
     }
 }
 
-/// Runs every enabled source until dropped.
-pub async fn run(client: Client, args: DiscoveryArgs) {
+/// Whether the cache of an operator without a shard, over the `watched` namespaces (all when
+/// empty), holds every connection discovery may write in `namespaces` (all when empty):
+/// discovery then reads it instead of listing. (Generated connections carry no shard label, so
+/// a shard's cache never holds them.)
+pub fn cache_holds(watched: &[String], namespaces: &[String]) -> bool {
+    watched.is_empty() || (!namespaces.is_empty() && namespaces.iter().all(|n| watched.contains(n)))
+}
+
+/// Runs every enabled source until dropped. `cache`: the operator's cache of connections and
+/// the namespaces it watches (all when empty), where the operator has no shard.
+pub async fn run(
+    client: Client,
+    args: DiscoveryArgs,
+    cache: Option<(Store<Watched>, Vec<String>)>,
+) {
     let hosts = Arc::new(args.datacenter_hosts.clone());
+    let cache_for = |namespaces: &[String]| {
+        cache
+            .as_ref()
+            .filter(|(_, watched)| cache_holds(watched, namespaces))
+            .map(|(store, _)| store.clone())
+    };
     let argocd = args.discover.contains(&Consumer::ArgoCd).then(|| {
         run_argocd(
             client.clone(),
             args.argocd_namespaces.clone(),
             hosts.clone(),
+            cache_for(&args.argocd_namespaces),
         )
         .boxed()
     });
-    let flux = args
-        .discover
-        .contains(&Consumer::Flux)
-        .then(|| run_flux(client.clone(), args.flux_namespaces.clone(), hosts.clone()).boxed());
+    let flux = args.discover.contains(&Consumer::Flux).then(|| {
+        run_flux(
+            client.clone(),
+            args.flux_namespaces.clone(),
+            hosts.clone(),
+            cache_for(&args.flux_namespaces),
+        )
+        .boxed()
+    });
     futures::future::join_all(argocd.into_iter().chain(flux)).await;
 }
 
@@ -146,13 +175,56 @@ where
         .is_some_and(|r| r.is_ok())
 }
 
-/// Waits for the next change (or the resync), then lets a burst settle.
-async fn next_pass(notify: &Notify) {
+/// Waits for the next change, the resync, or `due` (something a pass put off), then lets a
+/// burst settle.
+async fn next_pass(notify: &Notify, due: Option<tokio::time::Instant>) {
+    let due = async {
+        match due {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => futures::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = notify.notified() => {}
         _ = tokio::time::sleep(RESYNC) => {}
+        _ = due => {}
     }
     tokio::time::sleep(SETTLE).await;
+}
+
+/// When to ask the API server again whether a kind is served: at most every `every`; a pass
+/// that may not ask yet says when it may ([`Looks::due`]), so a kind installed during a burst
+/// is still found within `every` of the last look.
+struct Looks {
+    every: Duration,
+    last: Option<tokio::time::Instant>,
+    put_off: bool,
+}
+
+impl Looks {
+    fn new(every: Duration) -> Looks {
+        Looks {
+            every,
+            last: None,
+            put_off: false,
+        }
+    }
+
+    /// Whether this pass may ask (and then counts it as asked).
+    fn now(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        let may = self.last.is_none_or(|at| now >= at + self.every);
+        if may {
+            self.last = Some(now);
+        }
+        self.put_off = !may;
+        may
+    }
+
+    /// When a look put off by the last pass may run.
+    fn due(&self) -> Option<tokio::time::Instant> {
+        self.last.filter(|_| self.put_off).map(|at| at + self.every)
+    }
 }
 
 /// Only what discovery reads of an Argo CD Secret stays in memory: `url` and `type`, and for
@@ -221,6 +293,24 @@ async fn automation_kind(client: &Client) -> Option<ApiResource> {
         .map(|(ar, _)| ar)
 }
 
+/// Only what discovery reads of a consumer's object stays in memory: name, uid, the opt-out
+/// annotation and the `spec` fields listed. Thousands of GitRepositories or Applications are
+/// cached, and managedFields, status, labels and kubectl's copy of the last applied object
+/// are most of each.
+fn keep_spec(o: &mut DynamicObject, fields: &[&str]) {
+    o.metadata.managed_fields = None;
+    o.metadata.labels = None;
+    if let Some(a) = o.metadata.annotations.as_mut() {
+        a.retain(|k, _| k == OPT_OUT);
+    }
+    if let Some(data) = o.data.as_object_mut() {
+        data.retain(|k, _| k == "spec");
+        if let Some(spec) = data.get_mut("spec").and_then(|s| s.as_object_mut()) {
+            spec.retain(|k, _| fields.contains(&k.as_str()));
+        }
+    }
+}
+
 /// Only a ConfigMap's keys stay in memory.
 fn keys_only(c: &mut ConfigMap) {
     c.metadata.managed_fields = None;
@@ -230,7 +320,12 @@ fn keys_only(c: &mut ConfigMap) {
     }
 }
 
-async fn run_argocd(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCenterHost>>) {
+async fn run_argocd(
+    client: Client,
+    namespaces: Vec<String>,
+    hosts: Arc<Vec<DataCenterHost>>,
+    cache: Option<Store<Watched>>,
+) {
     let notify = Arc::new(Notify::new());
     let mut drivers = Drivers::default();
     let app_ar = ApiResource::from_gvk(&GroupVersionKind::gvk(
@@ -255,6 +350,7 @@ async fn run_argocd(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<Data
         drivers.spawn(
             reflected("Argo CD Applications", writer, move || {
                 watcher(api.clone(), watcher::Config::default())
+                    .map_ok(|e| e.modify(|o| keep_spec(o, &["source", "sources"])))
             }),
             notify.clone(),
         );
@@ -277,8 +373,11 @@ async fn run_argocd(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<Data
         let _ = tokio::time::timeout(OPTIONAL_WAIT, apps.wait_until_ready()).await;
         let _ = tokio::time::timeout(OPTIONAL_WAIT, certs.wait_until_ready()).await;
     }
+    if let Some(c) = &cache {
+        let _ = c.wait_until_ready().await;
+    }
     tracing::info!(namespaces = ?namespaces, "discovering Argo CD's Bitbucket connections");
-    let mut applier = apply::Applier::new(client, Source::ArgoCd, Some(namespaces.clone()));
+    let mut applier = apply::Applier::new(client, Source::ArgoCd, Some(namespaces.clone()), cache);
     loop {
         let mut want = Vec::new();
         let mut unknown: Vec<&str> = Vec::new();
@@ -318,11 +417,16 @@ async fn run_argocd(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<Data
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "Argo CD discovery pass failed"),
         }
-        next_pass(&notify).await;
+        next_pass(&notify, None).await;
     }
 }
 
-async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCenterHost>>) {
+async fn run_flux(
+    client: Client,
+    namespaces: Vec<String>,
+    hosts: Arc<Vec<DataCenterHost>>,
+    cache: Option<Store<Watched>>,
+) {
     let notify = Arc::new(Notify::new());
     let mut drivers = Drivers::default();
     let scope: Vec<Option<String>> = if namespaces.is_empty() {
@@ -348,13 +452,15 @@ async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCe
         drivers.spawn(
             reflected("Flux GitRepositories", writer, move || {
                 watcher(api.clone(), watcher::Config::default())
+                    .map_ok(|e| e.modify(|o| keep_spec(o, &["url", "secretRef", "provider"])))
             }),
             notify.clone(),
         );
         repo_stores.push(store);
     }
     // ImageUpdateAutomations push through a GitRepository: read where their CRD is installed
-    // (looked for again on every pass until it is: image automation is often installed later).
+    // (looked for again until it is, at most every AUTOMATION_LOOK: image automation is often
+    // installed later).
     let watch_automations = |drivers: &mut Drivers, ar: &ApiResource| {
         scope
             .iter()
@@ -364,6 +470,7 @@ async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCe
                 drivers.spawn(
                     reflected("Flux ImageUpdateAutomations", writer, move || {
                         watcher(api.clone(), watcher::Config::default())
+                            .map_ok(|e| e.modify(|o| keep_spec(o, &["sourceRef"])))
                     }),
                     notify.clone(),
                 );
@@ -371,6 +478,8 @@ async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCe
             })
             .collect::<Vec<_>>()
     };
+    let mut looks = Looks::new(AUTOMATION_LOOK);
+    looks.now();
     let mut automation_stores = match automation_kind(&client).await {
         Some(ar) => watch_automations(&mut drivers, &ar),
         None => Vec::new(),
@@ -382,14 +491,19 @@ async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCe
         let _ = tokio::time::timeout(OPTIONAL_WAIT, s.wait_until_ready()).await;
     }
     tracing::info!(namespaces = ?namespaces, image_automation = !automation_stores.is_empty(), "discovering Flux's Bitbucket connections");
+    if let Some(c) = &cache {
+        let _ = c.wait_until_ready().await;
+    }
     let mut cas = CaKeys::new(client.clone());
     let mut applier = apply::Applier::new(
         client.clone(),
         Source::Flux,
         (!namespaces.is_empty()).then(|| namespaces.clone()),
+        cache,
     );
     loop {
         if automation_stores.is_empty()
+            && looks.now()
             && let Some(ar) = automation_kind(&client).await
         {
             tracing::info!("ImageUpdateAutomations are served now: reading them");
@@ -423,6 +537,66 @@ async fn run_flux(client: Client, namespaces: Vec<String>, hosts: Arc<Vec<DataCe
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "Flux discovery pass failed"),
         }
-        next_pass(&notify).await;
+        let due = if automation_stores.is_empty() {
+            looks.due()
+        } else {
+            None
+        };
+        next_pass(&notify, due).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_read_only_where_it_holds_every_generated_connection() {
+        let ns = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(cache_holds(&[], &[]));
+        assert!(cache_holds(&[], &ns(&["argocd"])));
+        assert!(cache_holds(&ns(&["argocd", "a"]), &ns(&["argocd"])));
+        assert!(!cache_holds(&ns(&["a"]), &ns(&["argocd"])));
+        // Flux in every namespace, the operator in some.
+        assert!(!cache_holds(&ns(&["a"]), &[]));
+    }
+
+    #[test]
+    fn a_consumer_object_is_kept_without_what_discovery_does_not_read() {
+        let mut o: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "r", "namespace": "n", "uid": "u", "labels": {"a": "b"},
+                         "annotations": {OPT_OUT: "false", "kubectl.kubernetes.io/last-applied-configuration": "{}"},
+                         "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"url": "https://bitbucket.org/a/b", "secretRef": {"name": "s"}, "interval": "1m"},
+            "status": {"conditions": []}
+        }))
+        .unwrap();
+        keep_spec(&mut o, &["url", "secretRef", "provider"]);
+        assert_eq!(
+            serde_json::to_value(&o).unwrap(),
+            serde_json::json!({
+                "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+                "metadata": {"name": "r", "namespace": "n", "uid": "u", "annotations": {OPT_OUT: "false"}},
+                "spec": {"url": "https://bitbucket.org/a/b", "secretRef": {"name": "s"}}
+            })
+        );
+        let repo = flux::GitRepo::from_object(&o).unwrap();
+        assert!(repo.opted_out);
+        assert_eq!(repo.secret.as_deref(), Some("s"));
+    }
+
+    #[tokio::test]
+    async fn looks_for_a_kind_at_most_so_often_and_catches_up() {
+        let mut looks = Looks::new(Duration::from_millis(200));
+        assert!(looks.now(), "the first pass looks");
+        assert_eq!(looks.due(), None);
+        // A burst: the passes that follow do not look, and say when one may.
+        assert!(!looks.now());
+        assert!(!looks.now());
+        let due = looks.due().unwrap();
+        tokio::time::sleep_until(due).await;
+        assert!(looks.now(), "the look put off runs when due");
+        assert_eq!(looks.due(), None, "nothing put off");
     }
 }
