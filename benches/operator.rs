@@ -11,13 +11,24 @@
 //! shards (`bbconn run --shard`, label `bbconn.dev/shard`), one operator process each: RSS is
 //! the largest process's, requests and writes are the sum, and the request bound counts
 //! distinct inputs per shard (processes do not share verdicts).
-//! Discovery size (`BBCONN_BENCH_DISCOVERY`, default 1000; 0 skips it): N Flux GitRepositories
-//! over HTTPS on the real Flux CRD, `bbconn run --discover flux` under the chart's RBAC; the time
-//! to all N connections generated and to all Ready, and the operator's peak RSS.
+//!
+//! The size `discovery` (in the default list; `BBCONN_BENCH_SIZES=discovery` runs it alone):
+//! `BBCONN_BENCH_DISCOVERY` (2,000; 0 leaves it out) Flux GitRepositories over HTTPS in 100
+//! namespaces and as many Argo CD repository Secrets (username and token as password), on the real
+//! CRDs, spread over the 50 credentials, created while `bbconn run --discover argocd,flux` runs
+//! under the chart's RBAC (details in `benches/operator/discovery.rs`). It reports the time from
+//! the last source created to all their connections Ready, the operator's peak RSS, and Bitbucket
+//! requests per interval at steady state (a person sets `interval: 10s` on every generated
+//! connection; ten intervals, then three measured) against 1.2 x distinct inputs x requests per
+//! check, where a distinct input is a (consumer, credential) pair (the two consumers send a token
+//! differently, so their checks are not shared) and requests per check are what the first source of
+//! each consumer cost alone.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "operator/discovery.rs"]
+mod discovery;
 
 use bbconn::api::BitbucketConnection;
 use bbconn_sim::{Fixture, Pki, Simulator};
@@ -246,9 +257,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    // "N" or "NxSHARDS".
-    let sizes: Vec<(usize, usize)> = std::env::var("BBCONN_BENCH_SIZES")
-        .unwrap_or_else(|_| "1000,10000,30000x3".into())
+    // "N", "NxSHARDS" or "discovery".
+    let list = std::env::var("BBCONN_BENCH_SIZES")
+        .unwrap_or_else(|_| "1000,10000,30000x3,discovery".into());
+    let with_discovery = list.split(',').any(|x| x.trim() == "discovery");
+    let sizes: Vec<(usize, usize)> = list
         .split(',')
         .filter_map(|x| {
             let (n, k) = x.trim().split_once('x').unwrap_or((x.trim(), "1"));
@@ -274,12 +287,16 @@ async fn main() {
     let discovery: usize = std::env::var("BBCONN_BENCH_DISCOVERY")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    let discovered = if discovery > 0 {
-        Some(discovery_run(discovery).await)
-    } else {
-        None
-    };
+        .unwrap_or(2000);
+    let mut discovered = None;
+    if with_discovery && discovery > 0 {
+        let mut v = Vec::new();
+        for r in 0..runs {
+            println!("\n-- run {} of {runs}", r + 1);
+            v.push(discovery::run(discovery).await);
+        }
+        discovered = Some(discovery::Figures::worst(&v));
+    }
     println!("\n== worst of {runs} runs per size ==");
     for (n, shards, w) in summary {
         println!(
@@ -300,122 +317,26 @@ async fn main() {
             w.unchecked
         );
     }
-    if let Some((n, generated, ready, rss)) = discovered {
+    if let Some(w) = discovered {
+        let n = discovery;
         println!(
-            "discovery: {n} Flux GitRepositories -> {n} connections generated {generated:.1}s after the operator started, all Ready after {ready:.1}s; peak RSS {rss:.1} MiB"
+            "discovery: {n} Flux GitRepositories and {n} Argo CD repository Secrets on {CREDENTIALS} credentials (created in {:.1}s): \
+             all {} connections generated {:.1}s and Ready {:.1}s after the last source created; peak RSS {:.1} MiB; \
+             steady state per {INTERVAL_SECS}s interval: {:.0} Bitbucket requests ({:.2} x the bound {}), {:.1} status writes, {:.0} API-server requests; \
+             without a current status: {}",
+            w.created_secs,
+            2 * n,
+            w.generated_after_last,
+            w.ready_after_last,
+            w.peak_rss_mib,
+            w.requests_per_interval,
+            w.ratio,
+            w.bound_terms(n),
+            w.writes_per_interval,
+            w.apiserver_per_interval,
+            w.unchecked
         );
     }
-}
-
-/// `n` GitRepositories in NAMESPACES namespaces over CREDENTIALS Flux Secrets (bearerToken and
-/// ca.crt), discovered and checked: (n, seconds to all generated, to all Ready, peak RSS MiB).
-async fn discovery_run(n: usize) -> (usize, f64, f64, f64) {
-    println!("\n== discovery: {n} Flux GitRepositories, {NAMESPACES} namespaces ==");
-    let cluster = Cluster::start(&format!("bench-discovery{n}"));
-    let admin = cluster.client().await;
-    let pki = Pki::new();
-    let sim = Simulator::start(Fixture::from_yaml(&fixture()).unwrap(), &pki)
-        .await
-        .unwrap();
-    let port = sim.addr("dc").unwrap().port();
-    let repo = common::cluster::repo();
-    apply(
-        &admin,
-        &std::fs::read_to_string(repo.join("crds/bbconn.dev_bitbucketconnections.yaml")).unwrap(),
-    )
-    .await;
-    let out = std::process::Command::new("bash")
-        .arg(repo.join("tests/controlplane/consumer-crds.sh"))
-        .output()
-        .unwrap();
-    let crds = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-    apply(
-        &admin,
-        &std::fs::read_to_string(crds.join("flux/source.toolkit.fluxcd.io_gitrepositories.yaml"))
-            .unwrap(),
-    )
-    .await;
-    apply(&admin, &common::cluster::deploy_rbac()).await;
-    let rbac = std::process::Command::new("bash")
-        .arg("-c")
-        .arg("source tests/packaging/lib.sh && render --set discovery.flux.enabled=true --show-only templates/discovery-rbac.yaml")
-        .current_dir(&repo)
-        .output()
-        .unwrap();
-    apply(&admin, &String::from_utf8(rbac.stdout).unwrap()).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let ca_pem = pki.ca_pem();
-    let git_ar = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-        "source.toolkit.fluxcd.io",
-        "v1",
-        "GitRepository",
-    ));
-    futures::stream::iter(0..NAMESPACES)
-        .for_each_concurrent(16, |i| {
-            let admin = admin.clone();
-            let ca_pem = ca_pem.clone();
-            async move {
-                let ns = format!("bench-{i:03}");
-                ensure_namespace(&admin, &ns).await;
-                let secrets: Api<Secret> = Api::namespaced(admin.clone(), &ns);
-                for c in 0..CREDENTIALS {
-                    let s = serde_json::json!({"metadata": {"name": format!("cred-{c:03}")}, "stringData": {"bearerToken": format!("bench-good-{c:03}"), "ca.crt": ca_pem}});
-                    let _ = secrets.create(&PostParams::default(), &serde_json::from_value(s).unwrap()).await;
-                }
-            }
-        })
-        .await;
-    futures::stream::iter(0..n)
-        .for_each_concurrent(32, |i| {
-            let admin = admin.clone();
-            let git_ar = git_ar.clone();
-            async move {
-                let ns = format!("bench-{:03}", i % NAMESPACES);
-                let cred = (i / NAMESPACES) % CREDENTIALS;
-                let obj = serde_json::json!({
-                    "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
-                    "metadata": {"name": format!("r{i:05}"), "namespace": ns},
-                    "spec": {"interval": "10m", "url": "https://bitbucket.example.com/scm/PROJ/app.git",
-                             "ref": {"branch": "main"}, "secretRef": {"name": format!("cred-{cred:03}")}}
-                });
-                let api: Api<kube::api::DynamicObject> = Api::namespaced_with(admin, &ns, &git_ar);
-                api.create(&PostParams::default(), &serde_json::from_value(obj).unwrap()).await.unwrap();
-            }
-        })
-        .await;
-    let sa = cluster
-        .service_account_kubeconfig(&admin, "bbconn-system", "bbconn")
-        .await;
-    let api: Api<BitbucketConnection> = Api::all(admin.clone());
-    let counter = ReadyCount::start(api.clone());
-    let started = Instant::now();
-    let op = Operator::start(
-        &sa,
-        "bench-discovery",
-        &cluster.dir,
-        &[
-            "--address-class=127.0.0.0/8=public".to_string(),
-            format!("--connect-to=bitbucket.example.com:443:127.0.0.1:{port}"),
-            "--leader-election=false".to_string(),
-            "--discover=flux".to_string(),
-            "--discover-datacenter-host=bitbucket.example.com".to_string(),
-        ],
-    );
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut generated = None;
-    while Instant::now() < deadline && counter.ready() < n {
-        if generated.is_none() && counter.store.state().len() >= n {
-            generated = Some(started.elapsed().as_secs_f64());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let ready = started.elapsed().as_secs_f64();
-    let rss = rss_kib(&op, "VmHWM:").unwrap_or(0) as f64 / 1024.0;
-    println!(
-        "{} of {n} connections Ready; operator peak RSS {rss:.1} MiB",
-        counter.ready()
-    );
-    (n, generated.unwrap_or(ready), ready, rss)
 }
 
 async fn run(n: usize, shards: usize) -> Figures {
