@@ -64,6 +64,6 @@ bench:
 	$(CARGO) bench --bench check
 
 ## bench-operator: the operator with 1,000 and 10,000 connections on the local control plane,
-## and discovery of 1,000 Flux GitRepositories.
+## and discovery of 2,000 Flux GitRepositories and 2,000 Argo CD repository Secrets on 50 credentials.
 bench-operator: controlplane consumers
 	$(CARGO) bench --bench operator
