@@ -13,7 +13,7 @@
 mod common;
 
 use bbconn::api::BitbucketConnection;
-use bbconn_sim::ssh::{ALICE_ED25519, STRANGER_ED25519};
+use bbconn_sim::ssh::{ALICE_ED25519, DEPLOY_ED25519, STRANGER_ED25519};
 use bbconn_sim::{Fixture, Pki, Simulator};
 use common::cluster::{Cluster, Operator, apply, eventually, repo};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
@@ -25,8 +25,9 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn fixture() -> Fixture {
     Fixture::from_yaml(&format!(
-        "listeners:\n  - {{ name: dc-ssh, kind: ssh, serves: [datacenter] }}\ndatacenter:\n  users:\n    - {{ name: alice, password: alice-pw, id: 1, sshKeys: [\"{}\"] }}\n  projects:\n    - key: PROJ\n      repositories:\n        - {{ slug: app, access: {{ alice: REPO_WRITE }} }}\n",
-        ALICE_ED25519.public_line()
+        "listeners:\n  - {{ name: dc-ssh, kind: ssh, serves: [datacenter] }}\ndatacenter:\n  users:\n    - {{ name: alice, password: alice-pw, id: 1, sshKeys: [\"{}\"] }}\n  projects:\n    - key: PROJ\n      accessKeys: [ {{ key: \"{}\", permission: read }} ]\n      repositories:\n        - {{ slug: app, access: {{ alice: REPO_WRITE }} }}\n",
+        ALICE_ED25519.public_line(),
+        DEPLOY_ED25519.public_line()
     ))
     .unwrap()
 }
@@ -182,6 +183,10 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
             Some(&wrong_host_key),
         ),
         secret("no-known-hosts", ALICE_ED25519.private, None),
+        // A read-only access key: Flux only fetches, so it works, and bbconn (Read: no
+        // ImageUpdateAutomation pushes through it) must agree.
+        secret("read-only", DEPLOY_ED25519.private, Some(&known_hosts)),
+        git_repo("read-only", "proj/app", "read-only"),
         git_repo("healthy", "proj/app", "alice"),
         git_repo("stranger", "proj/app", "stranger"),
         git_repo("wrong-host-key", "proj/app", "wrong-host-key"),
@@ -242,43 +247,45 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
             "{name}: bbconn {ours:?} while Flux said {flux:?}"
         );
     }
-    // The healthy repository (Data Center's branch is master here): Flux clones it and says
-    // Ready, and so must bbconn.
-    let flux = eventually(WAIT, "Flux's verdict on healthy", || async {
-        let o = repos.get("healthy").await.map_err(|e| e.to_string())?;
-        match ready_of(o.data.get("status")) {
-            Some(r) if r.0 != "Unknown" => Ok(r),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    let ours = eventually(WAIT, "bbconn's verdict on healthy", || async {
-        let c = bbconn
-            .get("flux-healthy")
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = serde_json::to_value(&c.status).unwrap();
-        match ready_of(Some(&status)) {
-            Some(r) if r.0 != "Unknown" => Ok(r),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
-    eprintln!("healthy: Flux {flux:?}; bbconn {ours:?}");
-    assert_eq!(flux.0, "True", "healthy: Flux {flux:?}");
-    // What Flux stored is the simulator's commit on master.
-    let healthy = repos.get("healthy").await.unwrap();
-    let revision = healthy.data["status"]["artifact"]["revision"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        revision.starts_with("master@sha1:") && revision.len() == "master@sha1:".len() + 40,
-        "healthy: Flux stored {revision:?}"
-    );
-    assert_eq!(
-        ours.0, "True",
-        "healthy: bbconn {ours:?} while Flux said {flux:?}"
-    );
+    // The healthy repository and the read-only key (Data Center's branch is master here): Flux
+    // clones and says Ready, and so must bbconn.
+    for name in ["healthy", "read-only"] {
+        let flux = eventually(WAIT, &format!("Flux's verdict on {name}"), || async {
+            let o = repos.get(name).await.map_err(|e| e.to_string())?;
+            match ready_of(o.data.get("status")) {
+                Some(r) if r.0 != "Unknown" => Ok(r),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        let ours = eventually(WAIT, &format!("bbconn's verdict on {name}"), || async {
+            let c = bbconn
+                .get(&format!("flux-{name}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = serde_json::to_value(&c.status).unwrap();
+            match ready_of(Some(&status)) {
+                Some(r) if r.0 != "Unknown" => Ok(r),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        eprintln!("{name}: Flux {flux:?}; bbconn {ours:?}");
+        assert_eq!(flux.0, "True", "{name}: Flux {flux:?}");
+        // What Flux stored is the simulator's commit on master.
+        let stored = repos.get(name).await.unwrap();
+        let revision = stored.data["status"]["artifact"]["revision"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            revision.starts_with("master@sha1:") && revision.len() == "master@sha1:".len() + 40,
+            "{name}: Flux stored {revision:?}"
+        );
+        assert_eq!(
+            ours.0, "True",
+            "{name}: bbconn {ours:?} while Flux said {flux:?}"
+        );
+    }
     drop(op);
 }
