@@ -25,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn fixture() -> Fixture {
     Fixture::from_yaml(&format!(
-        "listeners:\n  - {{ name: dc-ssh, kind: ssh, serves: [datacenter] }}\ndatacenter:\n  users:\n    - {{ name: alice, password: alice-pw, id: 1, sshKeys: [\"{}\"] }}\n  projects:\n    - key: PROJ\n      accessKeys: [ {{ key: \"{}\", permission: read }} ]\n      repositories:\n        - {{ slug: app, access: {{ alice: REPO_WRITE }} }}\n",
+        "listeners:\n  - {{ name: dc-ssh, kind: ssh, serves: [datacenter] }}\n  - {{ name: dc-https, tls: good, hosts: [127.0.0.1], serves: [datacenter] }}\ndatacenter:\n  tokens:\n    - {{ id: \"1\", name: good, value: BBDC-flux-good, kind: personal, user: alice, permissions: [REPO_WRITE] }}\n    - {{ id: \"2\", name: revoked, value: BBDC-flux-revoked, kind: personal, user: alice, permissions: [REPO_WRITE], revoked: true }}\n  users:\n    - {{ name: alice, password: alice-pw, id: 1, sshKeys: [\"{}\"] }}\n  projects:\n    - key: PROJ\n      accessKeys: [ {{ key: \"{}\", permission: read }} ]\n      repositories:\n        - {{ slug: app, access: {{ alice: REPO_WRITE }} }}\n",
         ALICE_ED25519.public_line(),
         DEPLOY_ED25519.public_line()
     ))
@@ -109,6 +109,7 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
         .unwrap()
         .to_string();
     let wrong_host_key = format!("[127.0.0.1]:{port} ssh-ed25519 {stranger_key}");
+    let https_port = sim.addr("dc-https").unwrap().port();
 
     let crd =
         std::fs::read_to_string(repo().join("crds/bbconn.dev_bitbucketconnections.yaml")).unwrap();
@@ -167,12 +168,35 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
             "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  interval: 1m\n  timeout: 10s\n  url: ssh://git@127.0.0.1:{port}/{path}\n  ref: {{branch: master}}\n  secretRef: {{name: {secret}}}\n"
         )
     };
+    // Over HTTPS, as Flux reads its Secret: username, password (here a Data Center token) and
+    // the CA it trusts.
+    let https_secret = |name: &str, username: &str, token: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {NS}}}\nstringData:\n  username: {username}\n  password: {token}\n  ca.crt: |\n{}",
+            indented(&pki.ca_pem())
+        )
+    };
+    let https_repo = |name: &str| {
+        format!(
+            "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  interval: 1m\n  timeout: 10s\n  url: https://127.0.0.1:{https_port}/scm/proj/app.git\n  ref: {{branch: master}}\n  secretRef: {{name: {name}}}\n"
+        )
+    };
     // (GitRepository, what bbconn must say: condition type and reason)
     let failing = [
         ("stranger", "Authenticated", "SshKeyRejected"),
         ("wrong-host-key", "HostKeyVerified", "HostKeyMismatch"),
         ("no-known-hosts", "CredentialsResolved", "SecretKeyMissing"),
         ("missing", "RepositoryAccess", "RepositoryNotFound"),
+        (
+            "https-revoked-token",
+            "Authenticated",
+            "CredentialsRejected",
+        ),
+        (
+            "https-wrong-username",
+            "Authenticated",
+            "CredentialsRejected",
+        ),
     ];
     for d in [
         secret("alice", ALICE_ED25519.private, Some(&known_hosts)),
@@ -186,6 +210,12 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
         // A read-only access key: Flux only fetches, so it works, and bbconn (Read: no
         // ImageUpdateAutomation pushes through it) must agree.
         secret("read-only", DEPLOY_ED25519.private, Some(&known_hosts)),
+        https_secret("https-revoked-token", "alice", "BBDC-flux-revoked"),
+        https_repo("https-revoked-token"),
+        https_secret("https-wrong-username", "bob", "BBDC-flux-good"),
+        https_repo("https-wrong-username"),
+        https_secret("https-healthy", "alice", "BBDC-flux-good"),
+        https_repo("https-healthy"),
         git_repo("read-only", "proj/app", "read-only"),
         git_repo("healthy", "proj/app", "alice"),
         git_repo("stranger", "proj/app", "stranger"),
@@ -205,6 +235,8 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
         "--discover=flux".to_string(),
         format!("--discover-flux-namespace={NS}"),
         "--discover-datacenter-host=127.0.0.1".to_string(),
+        // The HTTPS listener: a Data Center host is listed with the port of its REST API.
+        format!("--discover-datacenter-host=127.0.0.1:{https_port}"),
         "--address-class=127.0.0.0/8=public".to_string(),
         "--connect-timeout=2".to_string(),
         "--request-timeout=5".to_string(),
@@ -249,7 +281,7 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
     }
     // The healthy repository and the read-only key (Data Center's branch is master here): Flux
     // clones and says Ready, and so must bbconn.
-    for name in ["healthy", "read-only"] {
+    for name in ["healthy", "read-only", "https-healthy"] {
         let flux = eventually(WAIT, &format!("Flux's verdict on {name}"), || async {
             let o = repos.get(name).await.map_err(|e| e.to_string())?;
             match ready_of(o.data.get("status")) {

@@ -4,8 +4,8 @@
 use super::url::BitbucketRepo;
 use crate::api::{
     Auth, BitbucketConnectionSpec, CaBundleKind, CaBundleRef, Git, GitAccessLevel, GitSsh,
-    GitTransport, KnownHostsRef, RepositoryRequirement, Requirements, SecretFormat, SecretRef,
-    SshSecretRef, Tls,
+    GitTransport, KnownHostsRef, Network, Port, RepositoryRequirement, Requirements, SecretFormat,
+    SecretRef, SshSecretRef, Tls,
 };
 use std::hash::Hasher;
 
@@ -122,11 +122,29 @@ pub fn spec(
                     ..Tls::default()
                 })
             }),
-        network: None,
+        network: network(repo),
         git,
         interval: None,
         expiry_warning: None,
     }
+}
+
+/// The consumer reaches the server on the port its URL names, so the check allows that port
+/// (a connection written by hand allows only 443 unless it says otherwise): a Data Center on
+/// 8443 is not PortNotAllowed for a consumer that works there.
+fn network(repo: &BitbucketRepo) -> Option<Box<Network>> {
+    let port = repo
+        .rest_base
+        .as_deref()?
+        .parse::<http::Uri>()
+        .ok()?
+        .port_u16()?;
+    (port != 443).then(|| {
+        Box::new(Network {
+            allowed_ports: Some(vec![Port(u32::from(port))]),
+            ..Network::default()
+        })
+    })
 }
 
 /// A valid object name from `prefix` and `parts`: lower case, other characters as `-`, and
@@ -195,6 +213,29 @@ mod tests {
         assert!(long.len() <= 63, "{long}");
         let tilde = object_name("argocd", &["~alice", "dots"]);
         assert!(tilde.starts_with("argocd-alice-dots-"), "{tilde}");
+    }
+
+    #[test]
+    fn the_consumers_port_is_allowed() {
+        let repo = |base: Option<&str>| BitbucketRepo {
+            flavor: crate::api::Flavor::DataCenter,
+            transport: GitTransport::Https,
+            rest_base: base.map(String::from),
+            ssh_origin: None,
+            name: "PROJ/app".into(),
+            host: "bitbucket.example.com".into(),
+        };
+        let ports = |base| network(&repo(base)).and_then(|n| n.allowed_ports);
+        assert_eq!(
+            ports(Some("https://bitbucket.example.com:8443")),
+            Some(vec![Port(8443)])
+        );
+        assert_eq!(ports(Some("https://bitbucket.example.com")), None);
+        assert_eq!(
+            ports(Some("https://bitbucket.example.com:443/bitbucket")),
+            None
+        );
+        assert_eq!(ports(None), None);
     }
 
     #[test]
