@@ -93,6 +93,18 @@ fn ready_of(status: Option<&serde_json::Value>) -> Option<(String, String, Strin
     Some((s("status"), s("reason"), s("message")))
 }
 
+/// Flux's Ready verdict on a GitRepository, once it has one.
+async fn flux_verdict(repos: &Api<DynamicObject>, name: &str) -> (String, String, String) {
+    eventually(WAIT, &format!("Flux's verdict on {name}"), || async {
+        let o = repos.get(name).await.map_err(|e| e.to_string())?;
+        match ready_of(o.data.get("status")) {
+            Some(r) if r.0 != "Unknown" => Ok(r),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flux_and_bbconn_agree_on_discovered_connections() {
     let cluster = Cluster::start("flux-oracle");
@@ -245,14 +257,7 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
     let bbconn: Api<BitbucketConnection> = Api::namespaced(admin.clone(), NS);
 
     for (name, check, cause) in failing {
-        let flux = eventually(WAIT, &format!("Flux's verdict on {name}"), || async {
-            let o = repos.get(name).await.map_err(|e| e.to_string())?;
-            match ready_of(o.data.get("status")) {
-                Some(r) if r.0 != "Unknown" => Ok(r),
-                other => Err(format!("{other:?}")),
-            }
-        })
-        .await;
+        let flux = flux_verdict(&repos, name).await;
         let ours = eventually(WAIT, &format!("bbconn's verdict on {name}"), || async {
             let c = bbconn
                 .get(&format!("flux-{name}"))
@@ -282,14 +287,7 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
     // The healthy repository and the read-only key (Data Center's branch is master here): Flux
     // clones and says Ready, and so must bbconn.
     for name in ["healthy", "read-only", "https-healthy"] {
-        let flux = eventually(WAIT, &format!("Flux's verdict on {name}"), || async {
-            let o = repos.get(name).await.map_err(|e| e.to_string())?;
-            match ready_of(o.data.get("status")) {
-                Some(r) if r.0 != "Unknown" => Ok(r),
-                other => Err(format!("{other:?}")),
-            }
-        })
-        .await;
+        let flux = flux_verdict(&repos, name).await;
         let ours = eventually(WAIT, &format!("bbconn's verdict on {name}"), || async {
             let c = bbconn
                 .get(&format!("flux-{name}"))

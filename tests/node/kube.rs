@@ -68,6 +68,16 @@ impl Node {
         c
     }
 
+    /// kubectl ARGS in the background (a watch or a wait), its stdout piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(&self.kubectl)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl starts")
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> Output {
         self.command(&self.kubectl)
             .args(args)

@@ -202,17 +202,14 @@ pub fn verdicts(node: &Node) {
     eventually("node-rotate refused", Duration::from_secs(60), || {
         (ready(&connection(node, "demo", "node-rotate"))?.1 == "TokenRevoked").then_some(())
     });
-    let mut wait = node_command(
-        node,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "bbconn/node-rotate",
-            "-n",
-            "demo",
-            "--timeout=30s",
-        ],
-    );
+    let mut wait = node.spawn(&[
+        "wait",
+        "--for=condition=Ready",
+        "bbconn/node-rotate",
+        "-n",
+        "demo",
+        "--timeout=30s",
+    ]);
     std::thread::sleep(Duration::from_millis(500)); // the watch is open
     // Timed from before `kubectl apply` starts: an upper bound on what a person would see.
     let rotated = Instant::now();
@@ -248,31 +245,6 @@ pub fn verdicts(node: &Node) {
         "scraped {url}: {} bbconn_connection_ready series",
         metric_lines(&scraped, "bbconn_connection_ready{").len()
     );
-}
-
-/// kubectl in the background (a watch or a wait), stdout captured.
-fn node_command(node: &Node, args: &[&str]) -> Child {
-    let state = node.repo.join("target/node");
-    let bin = String::from_utf8(
-        Command::new("bash")
-            .arg("-c")
-            .arg("BBCONN_BUILD_NODE=1 tests/controlplane/build.sh 2>/dev/null")
-            .current_dir(&node.repo)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    Command::new("ip")
-        .args(["netns", "exec", "bbconn-node"])
-        .arg(format!("{}/kubectl", bin.trim()))
-        .arg("--kubeconfig")
-        .arg(state.join("kubeconfig"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 fn fault(node: &Node, action: &str, name: &str) {
@@ -365,10 +337,7 @@ pub fn leader_failover(node: &Node) {
         before.iter().any(|p| p.name == leader),
         "the Lease holder {leader} is a Pod"
     );
-    let mut watch = node_command(
-        node,
-        &["get", "pods", "-n", NS, "-l", OPERATOR, "-w", "-o", "json"],
-    );
+    let mut watch = node.spawn(&["get", "pods", "-n", NS, "-l", OPERATOR, "-w", "-o", "json"]);
     let deleted = Instant::now();
     let deleted_at = jiff::Timestamp::now();
     node.ok(&["delete", "pod", &leader, "-n", NS, "--wait=false"]);
@@ -528,19 +497,7 @@ pub fn upgrade(node: &Node) {
         .collect();
     let started = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
     let t = Instant::now();
-    node.helm_ok(&[
-        "upgrade",
-        "bbconn",
-        "charts/bbconn",
-        "-n",
-        NS,
-        "--reuse-values",
-        "--set",
-        "image.tag=rebuilt",
-        "--wait",
-        "--timeout",
-        "120s",
-    ]);
+    helm_upgrade(node, "--set", "image.tag=rebuilt");
     let now = operator_pods_ready(node, 2);
     assert!(
         now.iter().all(|p| !old.contains(&p.name)),
@@ -568,7 +525,8 @@ pub fn upgrade(node: &Node) {
     node.ok(&["delete", "bbconn", "heartbeat", "-n", "demo"]);
 }
 
-pub fn shard(node: &Node) {
+/// `helm upgrade` of the release with one value changed (FLAG is --set or --set-json).
+fn helm_upgrade(node: &Node, flag: &str, value: &str) {
     node.helm_ok(&[
         "upgrade",
         "bbconn",
@@ -576,12 +534,16 @@ pub fn shard(node: &Node) {
         "-n",
         NS,
         "--reuse-values",
-        "--set",
-        "shards={a}",
+        flag,
+        value,
         "--wait",
         "--timeout",
         "120s",
     ]);
+}
+
+pub fn shard(node: &Node) {
+    helm_upgrade(node, "--set", "shards={a}");
     node.apply(
         "apiVersion: bbconn.dev/v1alpha1\nkind: BitbucketConnection\n\
          metadata: {name: sharded, namespace: demo, labels: {bbconn.dev/shard: a}}\nspec:\n  \
@@ -631,19 +593,7 @@ pub fn shard(node: &Node) {
     );
     println!("shard a ({shard_leader}) checks `sharded` alone; {main_leader} the rest");
     node.ok(&["delete", "bbconn", "sharded", "-n", "demo"]);
-    node.helm_ok(&[
-        "upgrade",
-        "bbconn",
-        "charts/bbconn",
-        "-n",
-        NS,
-        "--reuse-values",
-        "--set-json",
-        "shards=[]",
-        "--wait",
-        "--timeout",
-        "120s",
-    ]);
+    helm_upgrade(node, "--set-json", "shards=[]");
     // Shard a's Lease went with its Deployment (its owner), even if a terminating replica of
     // shard a wrote it again on its way out.
     let t = Instant::now();
