@@ -13,6 +13,8 @@ bin=${BBCONN_BIN_DIR:-target/release}
 demo=target/demo
 mkdir -p "$demo"
 export KUBECONFIG=$PWD/target/local-cluster/kubeconfig
+# The kubectl built with the control plane (its version): the machine may have none.
+PATH=$(bash tests/controlplane/build.sh):$PATH
 log() { echo "demo: $*" >&2; }
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }

@@ -11,6 +11,8 @@ say "Starting the local control plane (first time: kube-apiserver and etcd are b
 say "the Bitbucket simulator (127.0.0.1:18443-18447, CONNECT proxies on :13128 and :13129) and bbconn run"
 bash examples/demo-env.sh up
 export KUBECONFIG=$PWD/target/local-cluster/kubeconfig
+kubectl_dir=$(bash tests/controlplane/build.sh 2>/dev/null)
+PATH=$kubectl_dir:$PATH # the kubectl demo-env.sh used, of the API server's version
 
 say "kubectl get bbconn -A"
 kubectl get bbconn -A
@@ -24,6 +26,7 @@ cat <<MSG
 
 Look around:
   export KUBECONFIG=$KUBECONFIG
+  export PATH=$kubectl_dir:\$PATH   # a kubectl of the API server's version, if you have none
   kubectl describe bbconn -n demo oci-revoked-token        # conditions, problems, events
   kubectl get events -n demo --field-selector reason=TokenRevoked
   curl -s 127.0.0.1:18080/metrics | grep bbconn_connection_ready

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd (envtest-style local control plane) from the
-# pinned Go modules in this directory into a per-version cache outside the
-# repo. Exits immediately when the binaries are already cached.
+# Builds kube-apiserver, etcd (envtest-style local control plane) and a kubectl of
+# the same version from the pinned Go modules in this directory into a
+# per-version cache outside the repo: the scripts never use a kubectl the
+# machine may or may not have, of whatever version (they put this directory
+# first on PATH). Exits immediately when the binaries are already cached.
 #
 # Env:
 #   BBCONN_CACHE          cache root (default ${XDG_CACHE_HOME:-~/.cache}/bbconn)
 #   BBCONN_BUILD_KCM=1    also build kube-controller-manager (optional)
 #   BBCONN_BUILD_NODE=1   also build what a real node runs (tests/node/): kubelet, kube-proxy,
-#                         kube-scheduler, kube-controller-manager and a kubectl of the same version
+#                         kube-scheduler, kube-controller-manager
 #   BBCONN_GO_BUILD_P=N   pass -p N to go build (e.g. 1 on a busy machine)
 # Prints the binary directory on stdout; progress goes to stderr.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-bins=(etcd kube-apiserver)
+bins=(etcd kube-apiserver kubectl)
 [[ ${BBCONN_BUILD_KCM:-0} == 1 || ${BBCONN_BUILD_NODE:-0} == 1 ]] && bins+=(kube-controller-manager)
-[[ ${BBCONN_BUILD_NODE:-0} == 1 ]] && bins+=(kube-scheduler kube-proxy kubelet kubectl)
+[[ ${BBCONN_BUILD_NODE:-0} == 1 ]] && bins+=(kube-scheduler kube-proxy kubelet)
 
 missing=()
 for b in "${bins[@]}"; do

@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/packaging/lib.sh
+use_project_kubectl
 out=tests/argocd/resource_customizations/bbconn.dev/BitbucketConnection/testdata
 mkdir -p "$out"
 export KUBECONFIG=$PWD/target/local-cluster/kubeconfig

@@ -8,6 +8,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
+use_project_kubectl
 export KUBECONFIG=$REPO_ROOT/target/local-cluster/kubeconfig
 command -v go >/dev/null || { plog "go not found in PATH"; exit 1; }
 

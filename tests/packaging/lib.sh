@@ -21,6 +21,15 @@ GO_BUILD_P=${BBCONN_GO_BUILD_P:-1}
 
 plog() { echo "packaging: $*" >&2; }
 
+# use_project_kubectl: the kubectl built with the control plane (tests/controlplane/build.sh, the
+# API server's version) first on PATH; a machine's own kubectl may be missing or of any version.
+use_project_kubectl() {
+    local bin
+    bin=$(bash "$REPO_ROOT/tests/controlplane/build.sh") || { plog "building kubectl failed"; return 1; }
+    PATH=$bin:$PATH
+    export PATH
+}
+
 # refused WHAT EXPECTED COMMAND...: COMMAND fails, and says EXPECTED (the refusal meant, not any
 # failure: a missing tool or a broken chart would fail too).
 refused() {

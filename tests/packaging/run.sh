@@ -7,17 +7,24 @@ set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 # shellcheck source=lib.sh
 source tests/packaging/lib.sh
-passed=0 failed=0 failures=()
+passed=0 failed=0 failures=() failed_logs=()
+# Each step's output is kept, so that the end of the run (all a CI log's tail may show) repeats
+# what a failed step said, not only its name.
+logs=target/packaging/steps
+rm -rf "$logs" && mkdir -p "$logs"
 step() {
-    local name=$1 start=$SECONDS
+    local name=$1 start=$SECONDS rc
     shift
     echo "=== $name"
-    if "$@"; then
+    "$@" 2>&1 | tee "$logs/$((passed + failed)).log"
+    rc=${PIPESTATUS[0]}
+    if ((rc == 0)); then
         passed=$((passed + 1))
         echo "--- ok: $name ($((SECONDS - start))s)"
     else
-        failed=$((failed + 1))
         failures+=("$name")
+        failed_logs+=("$logs/$((passed + failed)).log")
+        failed=$((failed + 1))
         echo "--- FAILED: $name ($((SECONDS - start))s)"
     fi
 }
@@ -56,6 +63,10 @@ step "kubeconform and server dry-run" tests/packaging/validate.sh
 step "Argo CD health check (Lua 5.1)" tests/argocd/run.sh
 step "alerts (promtool) and dashboard" tests/packaging/alerts/run.sh
 step "Dockerfile" tests/packaging/dockerfile-target.sh
+for i in "${!failures[@]}"; do
+    echo "--- FAILED: ${failures[i]}, its last lines:"
+    tail -n 25 "${failed_logs[i]}" | sed 's/^/    /'
+done
 echo "packaging: $((SECONDS - start))s${failures[*]:+; failed: ${failures[*]}}"
 echo "packaging: $passed passed, $failed failed"
 ((failed == 0))

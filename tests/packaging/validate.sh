@@ -18,6 +18,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
+use_project_kubectl
 work=$REPO_ROOT/target/packaging
 rm -rf "$work/rendered" "$work/schemas"
 mkdir -p "$work/rendered" "$work/schemas"
@@ -90,12 +91,22 @@ if ! bash tests/controlplane/up.sh > "$work/controlplane.log" 2>&1; then
 fi
 grep "ready after" "$work/controlplane.log" || true
 export KUBECONFIG=$BBCONN_CLUSTER_DIR/kubeconfig
+export KUBECACHEDIR=$work/kube-cache # not ~/.kube/cache: nothing an earlier cluster on this port left
+rm -rf "$KUBECACHEDIR"
 kubectl version -o json 2>/dev/null | "$py" -c 'import json,sys; print("cluster: kube-apiserver", json.load(sys.stdin)["serverVersion"]["gitVersion"])'
 
 kubectl apply -f crds/ >/dev/null
 kubectl apply --server-side -f "$promcrds/" >/dev/null # too large for client-side apply
 kubectl wait --for=condition=Established --timeout=60s crd/bitbucketconnections.bbconn.dev \
     crd/servicemonitors.monitoring.coreos.com crd/prometheusrules.monitoring.coreos.com >/dev/null
+# Established is not yet in discovery: wait until kubectl can name the kinds (at most 30 s).
+for r in bitbucketconnections.bbconn.dev servicemonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com; do
+    for i in $(seq 60); do
+        kubectl get "$r" -A >/dev/null 2>&1 && break
+        ((i < 60)) || { kubectl get "$r" -A >&2; plog "$r is not served 30 s after Established"; exit 1; }
+        sleep 0.5
+    done
+done
 for ns in team-a team-b argocd flux-system demo; do
     kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 done
