@@ -694,8 +694,11 @@ async fn each_connection_is_reconciled_by_exactly_one_shard() {
 /// no Lease wait to break out of): within its 10 s grace, not by a SIGKILL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_operator_while_the_api_server_is_down() {
-    let dir = std::env::temp_dir().join(format!("bbconn-sigterm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("bbconn-sigterm-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     // A port that was free a moment ago: nothing answers there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
