@@ -105,9 +105,14 @@ async fn main() {
                 let git_auth = git_auth.clone();
                 async move {
                     let tcp = NetConfig::default().connect(&[addr]).await.unwrap();
-                    let hs =
-                        handshake(tcp, "bitbucket.example.com", &trust, Duration::from_secs(5))
-                            .await;
+                    let hs = handshake(
+                        tcp,
+                        "bitbucket.example.com",
+                        &trust,
+                        false,
+                        Duration::from_secs(5),
+                    )
+                    .await;
                     let tls = hs.outcome.unwrap();
                     let mut s = Session::open(
                         tls,

@@ -312,6 +312,12 @@ pub struct Tls {
     /// Trust the public web roots (Mozilla's set) besides the CA bundle. Default true.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_public_roots: Option<bool>,
+    /// The consumer does not verify the server's certificate (an Argo CD repository Secret's
+    /// `insecure: "true"`): a certificate that would not verify does not fail TLSVerified, and
+    /// is a Warning (TlsVerificationSkipped), as is the setting itself. bbconn's own requests to
+    /// the server then go unverified too, as the consumer's do. The pin still applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -433,6 +439,11 @@ pub struct GitSsh {
     /// Host keys kept outside the Secret, e.g. Argo CD's argocd-ssh-known-hosts-cm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_hosts_ref: Option<KnownHostsRef>,
+    /// The consumer does not check the server's host key (an Argo CD repository Secret's
+    /// `insecure: "true"`): a key known_hosts lacks or contradicts does not fail
+    /// HostKeyVerified, and is a Warning (HostKeyCheckSkipped), as is the setting itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure_ignore_host_key: Option<bool>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]

@@ -236,6 +236,9 @@ catalogue! {
     CertificateExpiringSoon { check: Some(TlsVerified), effect: Effect::Warn, source: "bbconn",
         when: "the certificate expires within spec.expiryWarning",
         remedy: "Renew the certificate of {host} before status.certificate.notAfter." }
+    TlsVerificationSkipped { check: Some(TlsVerified), effect: Effect::Warn, source: "Argo CD: a repository Secret's insecure: \"true\" skips certificate verification (docs/operator-manual/argocd-repositories.yaml)",
+        when: "spec.tls.insecureSkipVerify: the consumer accepts any certificate; the message says whether this one would verify",
+        remedy: "Give the consumer the CA that signed the certificate of {host} (Argo CD: argocd-tls-certs-cm; bbconn: spec.tls.caBundleRef), then remove insecure from the consumer's Secret (and spec.tls.insecureSkipVerify): until then anyone on the path can pose as {host} and read the credential." }
     TokenRevoked { check: Some(Authenticated), effect: FAIL, source: "seed 000: the access token was revoked",
         when: "401 for a credential of the right form",
         remedy: "Re-create the access token, with the scopes listed in requirements, and update Secret {secret}." }
@@ -314,6 +317,9 @@ catalogue! {
     HostKeyTypesIncomplete { check: Some(HostKeyVerified), effect: Effect::Warn, source: "argoproj/argo-helm#2059, argoproj/argo-cd#13749, fluxcd/flux2#5385: knownhosts: key mismatch",
         when: "the server holds host key types that known_hosts lacks for it: Go clients (Argo CD, Flux) that negotiate the newest type fail with knownhosts: key mismatch",
         remedy: "Add a known_hosts line for every host key type the server holds (status.git.ssh.knownHosts lists them all), not only the one your client negotiated." }
+    HostKeyCheckSkipped { check: Some(HostKeyVerified), effect: Effect::Warn, source: "Argo CD: a repository Secret's insecure: \"true\" skips the host key check (docs/operator-manual/argocd-repositories.yaml)",
+        when: "spec.git.ssh.insecureIgnoreHostKey: the consumer accepts any host key; the message says whether known_hosts would verify this server",
+        remedy: "Add the host keys of {host} to the consumer's known_hosts (Argo CD: argocd-ssh-known-hosts-cm; status.git.ssh.knownHosts lists the server's), then remove insecure from the consumer's Secret (and spec.git.ssh.insecureIgnoreHostKey): until then anyone on the path can pose as {host}." }
     SshHostMoved { check: Some(GitAccess), effect: Effect::Warn, source: "Atlassian: Upcoming change to Bitbucket Cloud SSH access: move from bitbucket.org to ssh.bitbucket.org (bitbucket.org serves HTTPS only from 2026-11-12)",
         when: "an SSH URL on bitbucket.org, which Bitbucket Cloud serves HTTPS only since 2026-11-12 (where bitbucket.org no longer answers SSH, the network cause stands instead, with this remedy)",
         remedy: "Change the consumer's URL to ssh://git@ssh.bitbucket.org/<workspace>/<repo>.git (Flux spec.url, Argo CD repository url) and add ssh.bitbucket.org's host keys to its known_hosts; where port 22 is blocked, use ssh://git@altssh.bitbucket.org:443/<workspace>/<repo>.git with known_hosts lines for [altssh.bitbucket.org]:443." }

@@ -281,6 +281,16 @@ fn cases() -> Vec<Case> {
             "False",
             "CertificateUntrusted",
         ),
+        // A consumer that does not verify (Argo CD's insecure: "true") works with a certificate
+        // bbconn cannot verify: Ready, with a Warning.
+        case(
+            "insecure-no-ca",
+            dc("insecure-no-ca", "  tls: {insecureSkipVerify: true}"),
+            ADMIN_TOKEN,
+            "TLSVerified",
+            "True",
+            "TlsVerificationSkipped",
+        ),
         case(
             "unknown-ca",
             at("unknownca.bitbucket.test", "unknown-ca", CA),
@@ -924,6 +934,16 @@ async fn every_cause_is_provoked_and_no_secret_leaks() {
             .as_str()
             .is_some_and(|s| s.len() == 95)
     );
+    // The consumer that does not verify is Ready, and told what verification would say.
+    assert_eq!(json.condition("insecure-no-ca", "Ready").0, "True");
+    let (_, _, m) = json.condition("insecure-no-ca", "TLSVerified");
+    assert!(m.contains("unverified"), "{m}");
+    let problems = json.status("insecure-no-ca")["problems"].to_string();
+    assert!(
+        problems.contains("this one would fail")
+            && problems.contains("does not chain to a trusted root"),
+        "{problems}"
+    );
     // The application link is Ready, with its permissions reported as unverifiable.
     assert_eq!(json.condition("applink-unverifiable", "Ready").0, "True");
 
@@ -937,6 +957,7 @@ async fn every_cause_is_provoked_and_no_secret_leaks() {
         "SshKeyRejected",
         "HostKeyTypesIncomplete",
         "SshHostMoved",
+        "HostKeyCheckSkipped",
     ];
     let missing: Vec<&str> = CAUSES
         .iter()

@@ -22,9 +22,20 @@ enum GitCred {
     Bearer(&'static str),
 }
 
+/// What the consumer trusts: the simulator's CA (as a connection's caBundleRef and git's
+/// http.sslCAInfo), nothing but the public roots, or nothing at all (Argo CD's insecure:
+/// tls.insecureSkipVerify and git's http.sslVerify=false).
+#[derive(Clone, Copy, PartialEq)]
+enum Trust {
+    Ca,
+    PublicRoots,
+    Insecure,
+}
+
 struct Case {
     name: &'static str,
     spec: String,
+    trust: Trust,
     secret: Vec<(&'static str, &'static str)>,
     /// The repository path on the simulator.
     path: &'static str,
@@ -60,6 +71,7 @@ fn case(
     Case {
         name,
         spec: spec(flavor, method, name, repo, git_spec),
+        trust: Trust::Ca,
         secret: secret.to_vec(),
         path,
         git,
@@ -318,7 +330,31 @@ fn cases() -> Vec<Case> {
             Basic("alice", "dc-alice-admin-token-0103"),
             "Passed",
         ),
+        // A consumer that trusts only the public roots, and one that does not verify (Argo
+        // CD's insecure: "true"): git fails the first and gets through the second, as bbconn.
+        trusting("dc-public-roots-only", Trust::PublicRoots, "NotChecked"),
+        trusting("dc-insecure", Trust::Insecure, "Passed"),
     ]
+}
+
+/// A Data Center project token read over Bearer, with `trust` instead of the simulator's CA.
+fn trusting(name: &'static str, trust: Trust, expect: &'static str) -> Case {
+    let tls = match trust {
+        Trust::Insecure => "  tls: {insecureSkipVerify: true}\n",
+        _ => "",
+    };
+    Case {
+        name,
+        spec: format!(
+            "  flavor: DataCenter\n  url: https://bitbucket.example.com\n  auth: {{method: AccessToken, secretRef: {{name: {name}-cred}}}}\n{tls}  requirements: {{repositories: [{{name: PROJ/app}}]}}\n"
+        ),
+        trust,
+        secret: vec![("token", "dc-project-token-0109")],
+        path: "/scm/proj/app.git",
+        git: GitCred::Bearer("dc-project-token-0109"),
+        write: false,
+        expect,
+    }
 }
 
 /// A case whose connection reads a consumer's Secret, method inferred.
@@ -342,6 +378,7 @@ fn consumer(
         spec: format!(
             "  flavor: {flavor}\n  url: {url}\n  auth: {{secretRef: {{name: {name}-cred, format: {format}}}}}\n{CA}\n  requirements: {{repositories: [{{name: {repo}}}]}}\n"
         ),
+        trust: Trust::Ca,
         secret: secret.to_vec(),
         path,
         git,
@@ -376,7 +413,7 @@ struct Git {
 }
 
 impl Git {
-    fn command(&self, cred: &GitCred) -> Command {
+    fn command(&self, cred: &GitCred, trust: Trust) -> Command {
         let mut c = Command::new(&self.bin);
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -384,9 +421,14 @@ impl Git {
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", self.home.join("gitconfig"))
-            .args(["-c", "credential.helper="])
-            .arg("-c")
-            .arg(format!("http.sslCAInfo={}", self.ca.display()));
+            .args(["-c", "credential.helper="]);
+        match trust {
+            Trust::Ca => c
+                .arg("-c")
+                .arg(format!("http.sslCAInfo={}", self.ca.display())),
+            Trust::PublicRoots => &mut c,
+            Trust::Insecure => c.args(["-c", "http.sslVerify=false"]),
+        };
         if let GitCred::Bearer(t) = cred {
             c.arg("-c")
                 .arg(format!("http.extraHeader=Authorization: Bearer {t}"));
@@ -412,7 +454,7 @@ impl Git {
         let url = self.url(port, c.path, &c.git);
         let resolve = format!("http.curloptResolve={}:{port}:127.0.0.1", host_of(c.path));
         let out = self
-            .command(&c.git)
+            .command(&c.git, c.trust)
             .args(["-c", &resolve, "ls-remote", &url])
             .output()
             .unwrap();
@@ -420,7 +462,7 @@ impl Git {
             return (out.status.success(), last_line(&out));
         }
         let out = self
-            .command(&c.git)
+            .command(&c.git, c.trust)
             .arg("-C")
             .arg(&self.repo)
             .args([
@@ -481,7 +523,7 @@ fn setup_git(world: &World) -> Git {
     // An empty local repository with one commit, to push (dry run) from.
     let run = |args: &[&str]| {
         let out = git
-            .command(&GitCred::Bearer("unused"))
+            .command(&GitCred::Bearer("unused"), Trust::Ca)
             .args(args)
             .output()
             .unwrap();

@@ -556,7 +556,7 @@ async fn consumers_secrets_are_read_as_they_are() {
         .join("\n");
     let spec = |name: &str, format: &str| {
         format!(
-            "  flavor: Cloud\n  requirements: {{repositories: [{{name: acme/app}}]}}\n  git:\n    transport: SSH\n    ssh: {{url: \"ssh://git@127.0.0.1:{port}\", secretRef: {{name: {name}-cred, format: {format}}}}}\n"
+            "  flavor: Cloud\n  url: https://bitbucket.example.com\n  requirements: {{repositories: [{{name: acme/app}}]}}\n  git:\n    transport: SSH\n    ssh: {{url: \"ssh://git@127.0.0.1:{port}\", secretRef: {{name: {name}-cred, format: {format}}}}}\n"
         )
     };
     // Flux: identity, known_hosts, password for an encrypted key.
@@ -804,4 +804,90 @@ async fn the_destination_policy_applies_to_ssh() {
         w.sim.ssh_events().is_empty(),
         "a denied destination was contacted"
     );
+}
+
+/// A consumer that checks no host key (an Argo CD Secret's `insecure: "true"`,
+/// spec.git.ssh.insecureIgnoreHostKey): git gets through whatever known_hosts says, so bbconn is
+/// Ready, and warns that nothing is checked. The oracle is OpenSSH with host key checking off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_checks_no_host_key_is_ready_and_warned() {
+    let w = World::start_with(fixture()).await;
+    let port = w.port("cloud-ssh");
+    let good = w
+        .sim
+        .ssh_known_hosts("cloud-ssh", "127.0.0.1", port)
+        .join("\n")
+        + "\n";
+    let other = w
+        .sim
+        .ssh_known_hosts("cloud-ssh", "bitbucket.org", 22)
+        .join("\n")
+        + "\n";
+    // (name, known_hosts, what the warning says)
+    let variants = [
+        ("insecure-none", None, "known_hosts would fail"),
+        ("insecure-other-name", Some(other), "known_hosts would fail"),
+        ("insecure-verified", Some(good), "known_hosts verifies"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let key = ALICE_ED25519.write_to(dir.path()).unwrap();
+    let ssh = format!(
+        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5",
+        key.display()
+    );
+    let url = format!("ssh://git@127.0.0.1:{port}/acme/app.git");
+    let out = Command::new("git")
+        .args(["ls-remote", &url])
+        .env("GIT_SSH_COMMAND", &ssh)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "git without host key checks: {stderr}"
+    );
+    for (name, kh, says) in variants {
+        let spec = format!(
+            "  flavor: Cloud\n  url: https://bitbucket.example.com\n  requirements: {{repositories: [{{name: acme/app}}]}}\n  git:\n    transport: SSH\n    ssh: {{url: \"ssh://git@127.0.0.1:{port}\", secretRef: {{name: {name}-cred}}, insecureIgnoreHostKey: true}}\n"
+        );
+        let mut data = vec![("identity", ALICE_ED25519.private)];
+        if let Some(kh) = &kh {
+            data.push(("known_hosts", kh.as_str()));
+        }
+        let checked = check(&w, &common::connection(NS, name, &spec, &data)).await;
+        let (status, reason, message) = checked.condition(name, "Ready");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", "AllChecksPassed"),
+            "{name}: {message}"
+        );
+        let (status, reason, message) = checked.condition(name, "HostKeyVerified");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("True", "HostKeyCheckSkipped"),
+            "{name}: {message}"
+        );
+        let problems = checked.problems(name);
+        assert!(
+            problems
+                .iter()
+                .any(|(check, cause, sev)| check == "HostKeyVerified"
+                    && cause == "HostKeyCheckSkipped"
+                    && sev == "Warning"),
+            "{name}: {problems:?}"
+        );
+        let text = checked.status(name)["problems"].to_string();
+        assert!(text.contains(says), "{name}: {text}");
+    }
+    // Without the setting, the same Secret with no known_hosts is refused, as git is.
+    let spec = format!(
+        "  flavor: Cloud\n  url: https://bitbucket.example.com\n  requirements: {{repositories: [{{name: acme/app}}]}}\n  git:\n    transport: SSH\n    ssh: {{url: \"ssh://git@127.0.0.1:{port}\", secretRef: {{name: strict-cred}}}}\n"
+    );
+    let checked = check(
+        &w,
+        &common::connection(NS, "strict", &spec, &[("identity", ALICE_ED25519.private)]),
+    )
+    .await;
+    assert_eq!(checked.condition("strict", "Ready").0, "False");
 }

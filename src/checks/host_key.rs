@@ -77,6 +77,31 @@ pub fn knowledge(host: &str, port: u16, fetched: &[(KeyType, Presented)]) -> Vec
         .collect()
 }
 
+/// spec.git.ssh.insecureIgnoreHostKey: the consumer goes on whatever the key, so a key
+/// known_hosts lacks or contradicts is a Warning, and so is the setting where it verifies.
+pub fn skipped(verdict: CheckResult, host: &str, port: u16) -> CheckResult {
+    let name = host_name(host, port);
+    let warn = |message: String| vec![Finding::new(Cause::HostKeyCheckSkipped, message)];
+    let unchecked = "the consumer does not check host keys (spec.git.ssh.insecureIgnoreHostKey)";
+    match verdict.failure() {
+        Some(f) if matches!(f.cause, Cause::HostKeyUnknown | Cause::HostKeyMismatch) => {
+            let message = format!(
+                "{unchecked} and would not notice an impostor; known_hosts would fail: {}",
+                f.message
+            );
+            let passed = format!("the consumer accepts any host key from {name}");
+            CheckResult::passed(Check::HostKeyVerified, passed).with_warnings(warn(message))
+        }
+        Some(_) => verdict,
+        None => {
+            let message = format!("known_hosts verifies {name}, but {unchecked}");
+            let mut warnings = verdict.warnings.clone();
+            warnings.extend(warn(message));
+            verdict.with_warnings(warnings)
+        }
+    }
+}
+
 /// How one type of the server's fared.
 enum Judged {
     Verified(String),
@@ -388,6 +413,53 @@ mod tests {
             Verdict::Failed(f) => (Some(f.cause), f.message, warnings),
             Verdict::Skipped { .. } => unreachable!(),
         }
+    }
+
+    #[test]
+    fn a_consumer_that_checks_no_host_key_is_warned_not_failed() {
+        let bb = "bitbucket.org";
+        let observe = |text: &str, keys: &[&str]| {
+            let (known, offers) = (lookup(text, bb, 22), strings(CLOUD));
+            let fetched: Vec<_> = keys.iter().map(|k| presented(k)).collect();
+            let r = verdict(&Observed {
+                host: bb,
+                port: 22,
+                known: &known,
+                server_offers: &offers,
+                fetched: &fetched,
+                now: NOW,
+            });
+            skipped(r, bb, 22)
+        };
+        // No known_hosts, and a changed key: True, each with what verification would say.
+        for (text, says) in [
+            ("", "HostKeyUnknown"),
+            (&format!("{bb} {ED2}") as &str, "mismatch"),
+        ] {
+            let r = observe(text, &[ED1]);
+            assert!(r.is_passed(), "{r:?}");
+            assert_eq!(r.warnings.len(), 1, "{r:?}");
+            assert_eq!(r.warnings[0].cause, Cause::HostKeyCheckSkipped);
+            assert!(
+                r.warnings[0].message.contains("known_hosts would fail"),
+                "{says}: {r:?}"
+            );
+        }
+        // A key that verifies: True, and the setting is still the warning.
+        let r = observe(&format!("{bb} {ED1}"), &[ED1]);
+        assert!(r.is_passed(), "{r:?}");
+        assert!(
+            r.warnings
+                .iter()
+                .any(|w| w.cause == Cause::HostKeyCheckSkipped
+                    && w.message.contains("known_hosts verifies"))
+        );
+        // What is not about the key (no algorithm bbconn knows) still fails.
+        let failed = CheckResult::failed(
+            Check::HostKeyVerified,
+            Finding::new(Cause::UnexpectedResponse, "no algorithm"),
+        );
+        assert!(!skipped(failed, bb, 22).is_passed());
     }
 
     #[test]

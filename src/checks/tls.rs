@@ -17,6 +17,8 @@ pub struct Inputs<'a> {
     /// None: the chain verified.
     pub rejection: Option<&'a Rejection>,
     pub pin: Option<&'a str>,
+    /// spec.tls.insecureSkipVerify: a rejection is a Warning, not a failure.
+    pub skip_verify: bool,
     pub now: jiff::Timestamp,
     pub warn_within: Duration,
 }
@@ -103,6 +105,39 @@ pub fn certificate_info(leaf: &LeafInfo) -> CertificateInfo {
     }
 }
 
+/// The finding for a chain the verifier rejected.
+fn rejection(r: &Rejection, host: &str, named: &dyn Fn(&str) -> String) -> Finding {
+    match r {
+        Rejection::Untrusted(d) => Finding::new(
+            Cause::CertificateUntrusted,
+            named(&format!(
+                "the certificate of {host} does not chain to a trusted root: {d}"
+            )),
+        ),
+        Rejection::HostnameMismatch(d) => Finding::new(
+            Cause::CertificateHostnameMismatch,
+            named(&format!("the certificate does not name {host}: {d}")),
+        ),
+        // The verifier's own text quotes the time of the check ("... seconds ago"), which
+        // would change the message, and so the status, at every check: say it from the
+        // certificate's validity window instead.
+        Rejection::Expired(_) => Finding::new(
+            Cause::CertificateExpired,
+            named(&format!("the certificate of {host} has expired")),
+        ),
+        Rejection::NotYetValid(_) => Finding::new(
+            Cause::CertificateNotYetValid,
+            named(&format!(
+                "the certificate of {host} is not valid yet (its notBefore is in the future)"
+            )),
+        ),
+        Rejection::Other(d) => Finding::new(
+            Cause::CertificateUntrusted,
+            named(&format!("the certificate of {host} was rejected: {d}")),
+        ),
+    }
+}
+
 pub fn check(i: Inputs<'_>) -> (CheckResult, Option<LeafInfo>) {
     let leaf = i.chain.first().and_then(leaf_info);
     let named = |what: &str| match &leaf {
@@ -112,39 +147,29 @@ pub fn check(i: Inputs<'_>) -> (CheckResult, Option<LeafInfo>) {
         ),
         None => what.to_string(),
     };
-    if let Some(r) = i.rejection {
-        let finding = match r {
-            Rejection::Untrusted(d) => Finding::new(
-                Cause::CertificateUntrusted,
-                named(&format!(
-                    "the certificate of {} does not chain to a trusted root: {d}",
-                    i.host
-                )),
+    let rejected = i.rejection.map(|r| rejection(r, i.host, &named));
+    let mut warnings = Vec::new();
+    match rejected {
+        Some(finding) if !i.skip_verify => {
+            return (CheckResult::failed(Check::TlsVerified, finding), leaf);
+        }
+        Some(finding) => warnings.push(Finding::new(
+            Cause::TlsVerificationSkipped,
+            format!(
+                "the consumer does not verify certificates (spec.tls.insecureSkipVerify), and \
+                 would not notice an impostor; this one would fail: {}",
+                finding.message
             ),
-            Rejection::HostnameMismatch(d) => Finding::new(
-                Cause::CertificateHostnameMismatch,
-                named(&format!("the certificate does not name {}: {d}", i.host)),
+        )),
+        None if i.skip_verify => warnings.push(Finding::new(
+            Cause::TlsVerificationSkipped,
+            format!(
+                "the certificate of {} verifies, but the consumer does not check it \
+                 (spec.tls.insecureSkipVerify) and would not notice an impostor",
+                i.host
             ),
-            // The verifier's own text quotes the time of the check ("... seconds ago"), which
-            // would change the message, and so the status, at every check: say it from the
-            // certificate's validity window instead.
-            Rejection::Expired(_) => Finding::new(
-                Cause::CertificateExpired,
-                named(&format!("the certificate of {} has expired", i.host)),
-            ),
-            Rejection::NotYetValid(_) => Finding::new(
-                Cause::CertificateNotYetValid,
-                named(&format!(
-                    "the certificate of {} is not valid yet (its notBefore is in the future)",
-                    i.host
-                )),
-            ),
-            Rejection::Other(d) => Finding::new(
-                Cause::CertificateUntrusted,
-                named(&format!("the certificate of {} was rejected: {d}", i.host)),
-            ),
-        };
-        return (CheckResult::failed(Check::TlsVerified, finding), leaf);
+        )),
+        None => {}
     }
     if let (Some(pin), Some(l)) = (i.pin, &leaf)
         && !pin_matches(pin, &l.sha256)
@@ -163,7 +188,6 @@ pub fn check(i: Inputs<'_>) -> (CheckResult, Option<LeafInfo>) {
             leaf,
         );
     }
-    let mut warnings = Vec::new();
     if let Some(l) = &leaf {
         let left = l.not_after.duration_since(i.now);
         if left.as_secs() >= 0 && left.unsigned_abs() < i.warn_within {
@@ -173,12 +197,13 @@ pub fn check(i: Inputs<'_>) -> (CheckResult, Option<LeafInfo>) {
             ));
         }
     }
+    let trusted = match i.rejection {
+        Some(_) => "a certificate the consumer accepts unverified",
+        None => "a trusted certificate",
+    };
     let message = match &leaf {
-        Some(l) => format!(
-            "{} presents a trusted certificate, valid until {}",
-            i.host, l.not_after
-        ),
-        None => format!("{} presents a trusted certificate", i.host),
+        Some(l) => format!("{} presents {trusted}, valid until {}", i.host, l.not_after),
+        None => format!("{} presents {trusted}", i.host),
     };
     (
         CheckResult::passed(Check::TlsVerified, message).with_warnings(warnings),
@@ -196,10 +221,54 @@ mod tests {
             chain: &[],
             rejection: Some(r),
             pin: None,
+            skip_verify: false,
             now: jiff::Timestamp::UNIX_EPOCH,
             warn_within: Duration::ZERO,
         });
         format!("{:?}", result.verdict)
+    }
+
+    #[test]
+    fn a_consumer_that_does_not_verify_is_warned_not_failed() {
+        let untrusted = Rejection::Untrusted("UnknownIssuer".into());
+        let run = |rejection: Option<&Rejection>, pin: Option<&str>| {
+            check(Inputs {
+                host: "bitbucket.example.com",
+                chain: &[],
+                rejection,
+                pin,
+                skip_verify: true,
+                now: jiff::Timestamp::UNIX_EPOCH,
+                warn_within: Duration::ZERO,
+            })
+            .0
+        };
+        let r = run(Some(&untrusted), None);
+        assert!(r.is_passed(), "{r:?}");
+        assert_eq!(r.warnings[0].cause, Cause::TlsVerificationSkipped);
+        assert!(r.warnings[0].message.contains("would fail"), "{r:?}");
+        assert!(
+            r.warnings[0]
+                .message
+                .contains("does not chain to a trusted root")
+        );
+        // A certificate that verifies: still a warning, the setting itself is the risk.
+        let r = run(None, None);
+        assert!(r.is_passed());
+        assert_eq!(r.warnings[0].cause, Cause::TlsVerificationSkipped);
+        assert!(r.warnings[0].message.contains("verifies"), "{r:?}");
+        // The same rejection fails a consumer that verifies.
+        let strict = check(Inputs {
+            host: "bitbucket.example.com",
+            chain: &[],
+            rejection: Some(&untrusted),
+            pin: None,
+            skip_verify: false,
+            now: jiff::Timestamp::UNIX_EPOCH,
+            warn_within: Duration::ZERO,
+        })
+        .0;
+        assert_eq!(strict.failure().unwrap().cause, Cause::CertificateUntrusted);
     }
 
     #[test]

@@ -97,6 +97,9 @@ struct Seen {
 struct CapturingVerifier {
     inner: Arc<WebPkiServerVerifier>,
     seen: Arc<Mutex<Seen>>,
+    /// The consumer does not verify (spec.tls.insecureSkipVerify): a rejection is recorded, and
+    /// the handshake goes on. Handshake signatures are still verified against the leaf.
+    accept_any: bool,
 }
 
 impl ServerCertVerifier for CapturingVerifier {
@@ -122,7 +125,10 @@ impl ServerCertVerifier for CapturingVerifier {
                 .collect();
             seen.rejection = result.as_ref().err().map(classify);
         }
-        result
+        match result {
+            Err(_) if self.accept_any => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
     fn verify_tls12_signature(
         &self,
@@ -174,6 +180,8 @@ pub struct Handshake {
     /// Leaf first; empty if the server sent none.
     pub chain: Vec<CertificateDer<'static>>,
     pub outcome: Result<TlsStream<TcpStream>, HandshakeError>,
+    /// Why the chain would have been rejected, where `accept_any` let the handshake go on.
+    pub overlooked: Option<Rejection>,
 }
 
 #[derive(Debug, Error)]
@@ -186,16 +194,20 @@ pub enum HandshakeError {
     Failed(String),
 }
 
+/// A TLS handshake verified against `trust`; with `accept_any`, one whose chain does not
+/// verify goes on, and says why in [`Handshake::overlooked`].
 pub async fn handshake(
     tcp: TcpStream,
     host: &str,
     trust: &Trust,
+    accept_any: bool,
     timeout: std::time::Duration,
 ) -> Handshake {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let verifier = Arc::new(CapturingVerifier {
         inner: trust.verifier.clone(),
         seen: seen.clone(),
+        accept_any,
     });
     let config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -213,6 +225,7 @@ pub async fn handshake(
             return Handshake {
                 chain: Vec::new(),
                 outcome: Err(HandshakeError::Failed(e.to_string())),
+                overlooked: None,
             };
         }
     };
@@ -228,6 +241,7 @@ pub async fn handshake(
                 outcome: Err(HandshakeError::Failed(format!(
                     "{host} is not a valid TLS server name: {e}"
                 ))),
+                overlooked: None,
             };
         }
     };
@@ -237,15 +251,22 @@ pub async fn handshake(
         Ok(mut s) => (std::mem::take(&mut s.chain), s.rejection.take()),
         Err(_) => (Vec::new(), None),
     };
-    let outcome = match result {
-        Err(_) => Err(HandshakeError::TimedOut),
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => Err(match rejection {
-            Some(r) => HandshakeError::Rejected(r),
-            None => HandshakeError::Failed(e.to_string()),
-        }),
+    let (outcome, overlooked) = match result {
+        Err(_) => (Err(HandshakeError::TimedOut), None),
+        Ok(Ok(stream)) => (Ok(stream), rejection),
+        Ok(Err(e)) => (
+            Err(match rejection {
+                Some(r) if !accept_any => HandshakeError::Rejected(r),
+                _ => HandshakeError::Failed(e.to_string()),
+            }),
+            None,
+        ),
     };
-    Handshake { chain, outcome }
+    Handshake {
+        chain,
+        outcome,
+        overlooked,
+    }
 }
 
 /// Hex SHA-256 of a certificate, lower case with colons (as `openssl x509 -fingerprint` shows it).

@@ -111,31 +111,13 @@ pub fn check(
         None => None,
     };
     let key = parse_key(&pem, passphrase.as_ref().map(|p| p.expose()), &who, l.key)?;
-    let from_ref = match (
-        ssh.and_then(|s| s.known_hosts_ref.as_ref()),
-        known_hosts_ref,
-    ) {
-        (Some(r), Some(lookup)) => {
-            let what = format!("{:?} {namespace}/{}", r.kind, r.name);
-            let key = r.key.as_deref().unwrap_or("ssh_known_hosts");
-            let data = match lookup {
-                Lookup::Found(d, _) => d,
-                Lookup::NotFound => {
-                    return Err(Finding::new(
-                        Cause::SecretNotFound,
-                        format!("{what} (spec.git.ssh.knownHostsRef) does not exist"),
-                    ));
-                }
-                other => data_of(&what, other)?,
-            };
-            Some(text(data, &what, key)?.ok_or_else(|| {
-                Finding::new(
-                    Cause::SecretKeyMissing,
-                    format!("{what} (spec.git.ssh.knownHostsRef) has no value under key {key:?}"),
-                )
-            })?)
-        }
-        _ => None,
+    // A consumer that checks no host key (insecureIgnoreHostKey) needs no known_hosts.
+    let skip = ssh
+        .and_then(|s| s.insecure_ignore_host_key)
+        .unwrap_or(false);
+    let from_ref = match known_hosts_from_ref(spec, namespace, known_hosts_ref) {
+        Err(_) if skip => None,
+        r => r?,
     };
     let in_secret = match l.known_hosts {
         Some(k) => text(data, &secret_name, k)?,
@@ -144,6 +126,7 @@ pub fn check(
     let known_hosts = match (in_secret, from_ref) {
         (Some(a), Some(b)) => format!("{a}\n{b}"),
         (Some(a), None) | (None, Some(a)) => a,
+        (None, None) if skip => String::new(),
         (None, None) => {
             let hint = match l.known_hosts {
                 Some(k) => format!("under key {k:?}, or name a ConfigMap with spec.git.ssh.knownHostsRef"),
@@ -166,6 +149,42 @@ pub fn check(
         known_hosts,
         url,
     })
+}
+
+/// known_hosts from the object spec.git.ssh.knownHostsRef names, where it names one.
+fn known_hosts_from_ref(
+    spec: &BitbucketConnectionSpec,
+    namespace: &str,
+    lookup: Option<&Lookup>,
+) -> Result<Option<String>, Finding> {
+    let ssh = spec.git_ssh();
+    Ok(
+        match (ssh.and_then(|s| s.known_hosts_ref.as_ref()), lookup) {
+            (Some(r), Some(lookup)) => {
+                let what = format!("{:?} {namespace}/{}", r.kind, r.name);
+                let key = r.key.as_deref().unwrap_or("ssh_known_hosts");
+                let data = match lookup {
+                    Lookup::Found(d, _) => d,
+                    Lookup::NotFound => {
+                        return Err(Finding::new(
+                            Cause::SecretNotFound,
+                            format!("{what} (spec.git.ssh.knownHostsRef) does not exist"),
+                        ));
+                    }
+                    other => data_of(&what, other)?,
+                };
+                Some(text(data, &what, key)?.ok_or_else(|| {
+                    Finding::new(
+                        Cause::SecretKeyMissing,
+                        format!(
+                            "{what} (spec.git.ssh.knownHostsRef) has no value under key {key:?}"
+                        ),
+                    )
+                })?)
+            }
+            _ => None,
+        },
+    )
 }
 
 /// Multi-line text under `key`: None when absent or empty; not UTF-8 or oversized is
@@ -235,8 +254,12 @@ pub fn describe(spec: &BitbucketConnectionSpec, namespace: &str, c: &SshCredenti
         .and_then(|s| s.secret_ref.as_ref())
         .map(|r| r.name.as_str())
         .unwrap_or_default();
+    let hosts = match c.known_hosts.trim().is_empty() {
+        true => "no known_hosts (the consumer checks no host key)",
+        false => "known_hosts",
+    };
     format!(
-        "Secret {namespace}/{name} holds a {} private key ({}) and known_hosts",
+        "Secret {namespace}/{name} holds a {} private key ({}) and {hosts}",
         c.key.algorithm(),
         c.fingerprint()
     )

@@ -27,16 +27,19 @@ pub(super) async fn verify(run: &mut Run<'_>, leg: &Leg<'_>, c: Connected) -> St
         .clone()
         .and_then(|b| env.trust.get(&b, public_roots))
         .map_err(failed)?;
-    let hs = tlsx::handshake(c.stream, &o.host, &trust, env.net.connect_timeout).await;
+    let skip_verify = tls_spec.insecure_skip_verify.unwrap_or(false);
+    let timeout = env.net.connect_timeout;
+    let hs = tlsx::handshake(c.stream, &o.host, &trust, skip_verify, timeout).await;
     let rejection = match &hs.outcome {
         Err(HandshakeError::Rejected(r)) => Some(r.clone()),
-        _ => None,
+        _ => hs.overlooked.clone(),
     };
     let (result, leaf) = checks::tls::check(checks::tls::Inputs {
         host: &o.host,
         chain: &hs.chain,
         rejection: rejection.as_ref(),
         pin: tls_spec.pinned_sha256.as_deref(),
+        skip_verify,
         now: (env.clock)(),
         warn_within: spec.expiry_warning(),
     });

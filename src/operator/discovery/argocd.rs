@@ -32,6 +32,16 @@ const CREDENTIAL_KEYS: &[&str] = &[
     "useAzureWorkloadIdentity",
 ];
 
+/// Argo CD's `IsInsecure` (util/db/repository_secrets.go): any of these true skips the
+/// certificate check over HTTPS and the host key check over SSH.
+pub const INSECURE_KEYS: &[&str] = &["insecure", "insecureIgnoreHostKey", "insecureOCIForceHttp"];
+
+/// Go's strconv.ParseBool true, on the value as stored (Argo CD does not trim it; a value it
+/// cannot parse makes the repository unreadable to Argo CD, and is not insecure here).
+fn go_true(v: &[u8]) -> bool {
+    matches!(v, b"1" | b"t" | b"T" | b"TRUE" | b"true" | b"True")
+}
+
 /// What discovery keeps of an Argo CD Secret: never a credential's value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepoSecret {
@@ -42,6 +52,8 @@ pub struct RepoSecret {
     /// Argo CD's `type`: git, helm or oci (empty is git).
     pub git: bool,
     pub has_credentials: bool,
+    /// Argo CD checks neither the certificate nor the host key ([`INSECURE_KEYS`]).
+    pub insecure: bool,
     pub opted_out: bool,
 }
 
@@ -78,6 +90,15 @@ impl RepoSecret {
             url: text("url")?,
             git: text("type").is_none_or(|t| t == "git"),
             has_credentials: CREDENTIAL_KEYS.iter().any(|k| has(k)),
+            insecure: INSECURE_KEYS.iter().any(|k| {
+                let data = s
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get(*k))
+                    .map(|b| b.0.as_slice());
+                let string = s.string_data.as_ref().and_then(|d| d.get(*k));
+                data.or(string.map(|v| v.as_bytes())).is_some_and(go_true)
+            }),
             opted_out: opted_out(s.annotations()),
         })
     }
@@ -194,7 +215,7 @@ pub fn desired(
             namespace: namespace.to_string(),
             name: object_name("argocd", &[&s.name]),
             owners: vec![s.owner()],
-            spec: spec(&repo, &cred, access, ca_for(&repo, tls_hosts)),
+            spec: spec(&repo, &cred, access, ca_for(&repo, tls_hosts), s.insecure),
         });
     }
     // Applications' repoURLs no repository Secret covers (opted out or not: a Secret that opts
@@ -254,7 +275,14 @@ pub fn desired(
                     uid: a.uid.clone(),
                 })
                 .collect(),
-            spec: spec(&repo, &cred, GitAccessLevel::Read, ca_for(&repo, tls_hosts)),
+            // A repoURL no repository Secret covers: Argo CD's repository has no insecure flag.
+            spec: spec(
+                &repo,
+                &cred,
+                GitAccessLevel::Read,
+                ca_for(&repo, tls_hosts),
+                false,
+            ),
         });
     }
     out
@@ -273,6 +301,7 @@ mod tests {
             url: url.into(),
             git: true,
             has_credentials: creds,
+            insecure: false,
             opted_out: false,
         }
     }
@@ -438,6 +467,56 @@ mod tests {
             d.remove("password");
         }
         assert!(!RepoSecret::from_secret(&url_only).unwrap().has_credentials);
+    }
+
+    #[test]
+    fn an_insecure_repository_is_checked_as_argo_cd_connects_to_it() {
+        // As Argo CD reads it: any of the three keys, Go's ParseBool, the value untrimmed.
+        let read = |key: &str, value: &str| {
+            let s: Secret = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "r", "namespace": "argocd",
+                             "labels": {"argocd.argoproj.io/secret-type": "repository"}},
+                "stringData": {"url": "https://bitbucket.org/a/b", key: value},
+            }))
+            .unwrap();
+            RepoSecret::from_secret(&s).unwrap().insecure
+        };
+        assert!(read("insecure", "true") && read("insecure", "1") && read("insecure", "True"));
+        assert!(read("insecureIgnoreHostKey", "t") && read("insecureOCIForceHttp", "TRUE"));
+        assert!(
+            !read("insecure", "false") && !read("insecure", "yes") && !read("insecure", "true\n")
+        );
+        // The flag survives what discovery keeps of a Secret.
+        let mut s: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "r", "namespace": "argocd",
+                         "labels": {"argocd.argoproj.io/secret-type": "repository"}},
+            "data": {"url": "aHR0cHM6Ly9iaXRidWNrZXQub3JnL2EvYg==", "password": "c2VjcmV0", "insecure": "dHJ1ZQ=="},
+        }))
+        .unwrap();
+        crate::operator::discovery::strip_credentials(&mut s);
+        assert!(RepoSecret::from_secret(&s).unwrap().insecure);
+
+        let mut https = secret(
+            "https",
+            SecretKind::Repository,
+            "https://bitbucket.example.com/scm/OPS/infra.git",
+            true,
+        );
+        https.insecure = true;
+        let mut ssh = secret(
+            "ssh",
+            SecretKind::Repository,
+            "git@bitbucket.org:acme/app.git",
+            true,
+        );
+        ssh.insecure = true;
+        let d = desired("argocd", &[https, ssh], &[], &dc(), &BTreeSet::new());
+        let tls = d[0].spec.tls.as_ref().unwrap();
+        assert_eq!(tls.insecure_skip_verify, Some(true));
+        assert_eq!(d[0].spec.git_ssh(), None);
+        assert_eq!(d[1].spec.tls, None, "no TLS over SSH");
+        let git_ssh = d[1].spec.git_ssh().unwrap();
+        assert_eq!(git_ssh.insecure_ignore_host_key, Some(true));
     }
 
     #[test]

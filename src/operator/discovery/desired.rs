@@ -55,12 +55,14 @@ pub struct Desired {
 pub const ARGOCD_KNOWN_HOSTS: &str = "argocd-ssh-known-hosts-cm";
 
 /// The spec that checks `repo` as the consumer uses it with `cred`.
-/// `ca`: where the consumer keeps the CA bundle it trusts for this server, if anywhere.
+/// `ca`: where the consumer keeps the CA bundle it trusts for this server, if anywhere;
+/// `insecure`: the consumer checks neither the certificate nor the host key.
 pub fn spec(
     repo: &BitbucketRepo,
     cred: &Credential,
     access: GitAccessLevel,
     ca: Option<CaBundleRef>,
+    insecure: bool,
 ) -> BitbucketConnectionSpec {
     let requirements = Some(Box::new(Requirements {
         repositories: vec![RepositoryRequirement {
@@ -103,6 +105,7 @@ pub fn spec(
                         name: ARGOCD_KNOWN_HOSTS.into(),
                         key: None,
                     }),
+                    insecure_ignore_host_key: insecure.then_some(true),
                 })),
             }),
         ),
@@ -113,20 +116,24 @@ pub fn spec(
         auth,
         profiles: Vec::new(),
         requirements,
-        // Over SSH there is no TLS to verify (REST, where it runs, uses the public roots).
-        tls: ca
-            .filter(|_| repo.transport == GitTransport::Https)
-            .map(|r| {
-                Box::new(Tls {
-                    ca_bundle_ref: Some(r),
-                    ..Tls::default()
-                })
-            }),
+        tls: tls(repo, ca, insecure),
         network: network(repo),
         git,
         interval: None,
         expiry_warning: None,
     }
+}
+
+/// What the consumer trusts over HTTPS. Over SSH there is no TLS to verify (REST, where it
+/// runs, uses the public roots).
+fn tls(repo: &BitbucketRepo, ca: Option<CaBundleRef>, insecure: bool) -> Option<Box<Tls>> {
+    let https = repo.transport == GitTransport::Https;
+    let tls = Tls {
+        ca_bundle_ref: ca.filter(|_| https),
+        insecure_skip_verify: (insecure && https).then_some(true),
+        ..Tls::default()
+    };
+    (tls != Tls::default()).then(|| Box::new(tls))
 }
 
 /// The consumer reaches the server on the port its URL names, so the check allows that port

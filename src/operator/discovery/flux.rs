@@ -120,7 +120,8 @@ pub fn desired(
                     name: r.name.clone(),
                     uid: r.uid.clone(),
                 }],
-                spec: spec(&repo, &cred, access, ca),
+                // Flux's GitRepository has no way to skip verification.
+                spec: spec(&repo, &cred, access, ca, false),
             })
         })
         .collect()

@@ -227,15 +227,16 @@ impl Looks {
     }
 }
 
-/// Only what discovery reads of an Argo CD Secret stays in memory: `url` and `type`, and for
-/// every other key whether it holds something (a credential's value never does).
+/// Only what discovery reads of an Argo CD Secret stays in memory: `url`, `type` and the
+/// insecure flags, and for every other key whether it holds something (a credential's value
+/// never does).
 pub(crate) fn strip_credentials(s: &mut Secret) {
     s.metadata.managed_fields = None;
     s.string_data = None;
     if let Some(data) = s.data.as_mut() {
         data.retain(|_, v| !String::from_utf8_lossy(&v.0).trim().is_empty());
         for (k, v) in data.iter_mut() {
-            if k != "url" && k != "type" {
+            if k != "url" && k != "type" && !argocd::INSECURE_KEYS.contains(&k.as_str()) {
                 *v = ByteString(b"1".to_vec());
             }
         }
