@@ -340,7 +340,10 @@ pub enum CaBundleKind {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Network {
-    /// Is the server meant to be reachable from the internet? Default Public.
+    /// Where the server is, as the consumer reaches it. Public: from the internet (a public
+    /// address); Private: a private server a consumer outside reaches through
+    /// privateEndpoint; Internal: the consumer runs on the server's own network (Argo CD or Flux
+    /// in this cluster) and connects directly, whatever the address class. Default Public.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposure: Option<Exposure>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -383,6 +386,7 @@ pub enum Exposure {
     #[default]
     Public,
     Private,
+    Internal,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]

@@ -60,7 +60,7 @@ impl Check {
                 "the Secret exists, is readable, and holds well-formed values under the expected keys"
             }
             Check::NetworkPathValid => {
-                "the server's address class matches spec.network.exposure, and a private server has a usable private endpoint"
+                "the server's address class matches spec.network.exposure (Internal: any class), and a private server has a usable private endpoint"
             }
             Check::Reachable => "DNS resolves and a TCP connection opens on an allowed port",
             Check::TlsVerified => {
@@ -175,10 +175,10 @@ catalogue! {
         remedy: "Fix the spec as the message says." }
     PublicServerPrivateAddress { check: Some(NetworkPathValid), effect: FAIL, source: "seed 000: for a public server, use a public IP address",
         when: "exposure is Public, but the host resolves only to private addresses",
-        remedy: "Give {host} a public IP address, or, if the server is private, set spec.network.exposure: Private and a private endpoint." }
+        remedy: "Give {host} a public IP address; if the server is private and the consumer runs on its network (Argo CD, Flux in the cluster), set spec.network.exposure: Internal; if the consumer reaches it from outside, set exposure: Private and a private endpoint." }
     PrivateEndpointRequired { check: Some(NetworkPathValid), effect: FAIL, source: "seed 000: for a private server, use a certificate and private endpoint",
         when: "the host resolves to a private address and no private endpoint is set",
-        remedy: "Set spec.network.privateEndpoint.proxyUrl to an HTTP CONNECT proxy that reaches {host}, or expose the server on a public address." }
+        remedy: "Set spec.network.privateEndpoint.proxyUrl to an HTTP CONNECT proxy that reaches {host}, or expose the server on a public address; if the consumer runs on the server's network (Argo CD, Flux in the cluster), set spec.network.exposure: Internal instead." }
     PrivateEndpointUnreachable { check: Some(NetworkPathValid), effect: RETRY, source: "seed 000: private endpoint",
         when: "the private endpoint does not answer or refuses the tunnel",
         remedy: "Check that the proxy {proxy} is running and allows CONNECT to {host}:{port}." }

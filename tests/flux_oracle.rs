@@ -249,7 +249,8 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
         "--discover-datacenter-host=127.0.0.1".to_string(),
         // The HTTPS listener: a Data Center host is listed with the port of its REST API.
         format!("--discover-datacenter-host=127.0.0.1:{https_port}"),
-        "--address-class=127.0.0.0/8=public".to_string(),
+        // No --address-class: the simulator's loopback is a private address, as a Data Center
+        // on the cluster's network is; discovered connections reach it (exposure Internal).
         "--connect-timeout=2".to_string(),
         "--request-timeout=5".to_string(),
     ];

@@ -1,7 +1,9 @@
 //! NetworkPathValid: the server's address class matches `spec.network.exposure`, a private server
 //! has a private endpoint, and no address is one the destination policy denies. A Public server
 //! with an egress proxy is reached through it; its addresses, where they resolve here, are still
-//! judged (the proxy's own address is judged when it is connected to).
+//! judged (the proxy's own address is judged when it is connected to). An Internal server is
+//! reached as a consumer on its network reaches it: directly (or through the egress proxy),
+//! whatever its address class.
 
 use super::{CheckResult, Finding};
 use crate::api::Exposure;
@@ -41,7 +43,7 @@ pub fn check(
             return match (exposure, proxy, egress) {
                 (Exposure::Private, Some(p), _) => Ok(Route::Proxy(p.clone())),
                 // Clusters behind an egress proxy often cannot resolve public names; the proxy does.
-                (Exposure::Public, _, Some(e)) => Ok(Route::Egress(e.clone())),
+                (Exposure::Public | Exposure::Internal, _, Some(e)) => Ok(Route::Egress(e.clone())),
                 _ => Err(None),
             };
         }
@@ -86,6 +88,10 @@ pub fn check(
                 list(&public)
             ),
         ))),
+        Exposure::Internal => Ok(match egress {
+            Some(e) => Route::Egress(e.clone()),
+            None => Route::Direct(addrs.to_vec()),
+        }),
         Exposure::Private => match proxy {
             Some(p) => Ok(Route::Proxy(p.clone())),
             None => Err(Some(Finding::new(
@@ -227,6 +233,35 @@ mod tests {
         s.iter()
             .map(|a| format!("{a}:443").parse().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn an_internal_server_is_reached_directly_whatever_its_class() {
+        let p = AddressPolicy::new(Vec::new(), vec!["10.9.0.0/16".parse().unwrap()]);
+        let private = addrs(&["10.0.0.5"]);
+        let run = |a: &[SocketAddr], egress: Option<&url::Url>| {
+            check(
+                "h",
+                Exposure::Internal,
+                None,
+                egress,
+                Resolution::Addresses(a),
+                &p,
+            )
+        };
+        assert_eq!(run(&private, None), Ok(Route::Direct(private.clone())));
+        let public = addrs(&["104.192.141.1"]);
+        assert_eq!(run(&public, None), Ok(Route::Direct(public.clone())));
+        // The operator-wide egress proxy, as the consumer's HTTPS_PROXY, still applies.
+        let egress: url::Url = "http://proxy.corp:3128".parse().unwrap();
+        assert_eq!(
+            run(&private, Some(&egress)),
+            Ok(Route::Egress(egress.clone()))
+        );
+        // The destination policy still applies.
+        let denied = addrs(&["10.9.1.1"]);
+        let cause = run(&denied, None).err().flatten().map(|f| f.cause);
+        assert_eq!(cause, Some(Cause::DestinationNotAllowed));
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use super::url::BitbucketRepo;
 use crate::api::{
-    Auth, BitbucketConnectionSpec, CaBundleKind, CaBundleRef, Git, GitAccessLevel, GitSsh,
-    GitTransport, KnownHostsRef, Network, Port, RepositoryRequirement, Requirements, SecretFormat,
-    SecretRef, SshSecretRef, Tls,
+    Auth, BitbucketConnectionSpec, CaBundleKind, CaBundleRef, Exposure, Git, GitAccessLevel,
+    GitSsh, GitTransport, KnownHostsRef, Network, Port, RepositoryRequirement, Requirements,
+    SecretFormat, SecretRef, SshSecretRef, Tls,
 };
 use std::hash::Hasher;
 
@@ -136,22 +136,22 @@ fn tls(repo: &BitbucketRepo, ca: Option<CaBundleRef>, insecure: bool) -> Option<
     (tls != Tls::default()).then(|| Box::new(tls))
 }
 
-/// The consumer reaches the server on the port its URL names, so the check allows that port
-/// (a connection written by hand allows only 443 unless it says otherwise): a Data Center on
-/// 8443 is not PortNotAllowed for a consumer that works there.
+/// The consumer runs in the cluster and connects directly, whatever the server's address class
+/// (exposure Internal: a Data Center on 10.0.0.5 is not PublicServerPrivateAddress), on the port
+/// its URL names (a connection written by hand allows only 443 unless it says otherwise: a Data
+/// Center on 8443 is not PortNotAllowed for a consumer that works there).
 fn network(repo: &BitbucketRepo) -> Option<Box<Network>> {
     let port = repo
         .rest_base
-        .as_deref()?
-        .parse::<http::Uri>()
-        .ok()?
-        .port_u16()?;
-    (port != 443).then(|| {
-        Box::new(Network {
-            allowed_ports: Some(vec![Port(u32::from(port))]),
-            ..Network::default()
-        })
-    })
+        .as_deref()
+        .and_then(|b| b.parse::<http::Uri>().ok())
+        .and_then(|u| u.port_u16())
+        .filter(|p| *p != 443);
+    Some(Box::new(Network {
+        exposure: Some(Exposure::Internal),
+        allowed_ports: port.map(|p| vec![Port(u32::from(p))]),
+        ..Network::default()
+    }))
 }
 
 /// A valid object name from `prefix` and `parts`: lower case, other characters as `-`, and
@@ -223,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn the_consumers_port_is_allowed() {
+    fn the_consumers_network_and_port_are_allowed() {
         let repo = |base: Option<&str>| BitbucketRepo {
             flavor: crate::api::Flavor::DataCenter,
             transport: GitTransport::Https,
@@ -233,6 +233,12 @@ mod tests {
             host: "bitbucket.example.com".into(),
         };
         let ports = |base| network(&repo(base)).and_then(|n| n.allowed_ports);
+        let exposure = network(&repo(None)).and_then(|n| n.exposure);
+        assert_eq!(
+            exposure,
+            Some(Exposure::Internal),
+            "the consumer is in the cluster"
+        );
         assert_eq!(
             ports(Some("https://bitbucket.example.com:8443")),
             Some(vec![Port(8443)])
