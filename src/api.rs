@@ -360,11 +360,13 @@ pub struct Network {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EgressProxy {
-    /// An HTTP CONNECT proxy, e.g. http://proxy.corp:3128.
+    /// An HTTP CONNECT proxy, e.g. http://proxy.corp:3128. Absent: the proxy the consumer's
+    /// Secret names (secretRef with a format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^http://[^/\s]+/?$"), length(max = 2048))]
-    pub proxy_url: String,
+    pub proxy_url: Option<String>,
     /// A Secret in the connection's namespace with keys username and password, sent to the
-    /// proxy as Basic Proxy-Authorization.
+    /// proxy as Basic Proxy-Authorization; or, with a format, the consumer's own proxy Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<EgressProxySecretRef>,
 }
@@ -374,6 +376,11 @@ pub struct EgressProxy {
 pub struct EgressProxySecretRef {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    /// Flux: the Secret a GitRepository's spec.proxySecretRef names (address, optional
+    /// username and password). ArgoCD: an Argo CD repository Secret (proxy, a URL whose user
+    /// information is the credential). Either one's proxy is used where proxyUrl is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SecretFormat>,
 }
 
 /// A TCP port, 1-65535.
@@ -802,6 +809,12 @@ impl BitbucketConnectionSpec {
     }
     pub fn egress_proxy(&self) -> Option<&EgressProxy> {
         self.network.as_ref().and_then(|n| n.egress_proxy.as_ref())
+    }
+    /// The format of the egress proxy's Secret: None is bbconn's own (username, password).
+    pub fn egress_proxy_format(&self) -> Option<SecretFormat> {
+        self.egress_proxy()
+            .and_then(|e| e.secret_ref.as_ref())
+            .and_then(|r| r.format)
     }
     /// The Secret holding the egress proxy's credentials, where one is named.
     pub fn egress_proxy_secret(&self) -> Option<&str> {

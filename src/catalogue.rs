@@ -188,6 +188,9 @@ catalogue! {
     EgressProxyAuthRequired { check: Some(NetworkPathValid), effect: FAIL, source: "RFC 9110 section 15.5.8: 407 Proxy Authentication Required",
         when: "the egress proxy answers CONNECT with 407: it wants (other) proxy credentials",
         remedy: "Set spec.network.egressProxy.secretRef to a Secret with keys username and password that the proxy accepts (Basic proxy auth), or correct them; the consumer needs the same proxy credentials." }
+    EgressProxyInvalid { check: Some(NetworkPathValid), effect: FAIL, source: "Flux GitRepository spec.proxySecretRef (address: http, https or socks5) and Argo CD's repository proxy: bbconn tunnels by HTTP CONNECT only",
+        when: "the proxy the consumer's Secret names (spec.network.egressProxy.secretRef with a format) has no address, is not a URL, or is not an http:// proxy",
+        remedy: "Give the consumer's proxy Secret (spec.network.egressProxy.secretRef) an http:// HTTP CONNECT proxy address; bbconn cannot check a path through an https:// or SOCKS5 proxy, so check that one by hand." }
     PrivateServerPublicAddress { check: Some(NetworkPathValid), effect: FAIL, source: "bbconn: the address class must match spec.network.exposure",
         when: "exposure is Private, but the host resolves to public addresses",
         remedy: "If {host} is meant to be public, set spec.network.exposure: Public; otherwise find out why its name resolves to a public address." }

@@ -263,7 +263,7 @@ pub fn remedy_context(
         port,
         proxy: spec
             .proxy_url()
-            .or(spec.egress_proxy().map(|e| e.proxy_url.as_str()))
+            .or(spec.egress_proxy().and_then(|e| e.proxy_url.as_deref()))
             .unwrap_or_default()
             .to_string(),
     }

@@ -281,6 +281,23 @@ fn cases() -> Vec<Case> {
             "False",
             "CertificateUntrusted",
         ),
+        // A consumer's proxy that bbconn cannot tunnel through (Flux allows SOCKS5).
+        case(
+            "socks-proxy",
+            dc(
+                "socks-proxy",
+                &format!(
+                    "{CA}\n  network: {{egressProxy: {{secretRef: {{name: socks-proxy-cred, format: Flux}}}}}}"
+                ),
+            ),
+            &[
+                ("token", "dc-alice-admin-token-0103"),
+                ("address", "socks5://proxy.infra:1080"),
+            ],
+            "NetworkPathValid",
+            "False",
+            "EgressProxyInvalid",
+        ),
         // A consumer that does not verify (Argo CD's insecure: "true") works with a certificate
         // bbconn cannot verify: Ready, with a Warning.
         case(

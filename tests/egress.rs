@@ -284,3 +284,78 @@ async fn proxy_auth_and_proxy_failures_have_their_causes() {
     let (_, _, message) = out.condition("metadata", "NetworkPathValid");
     assert!(message.contains("destination policy"), "{message}");
 }
+
+/// The proxy a consumer's own Secret names: Flux's proxySecretRef Secret (address, username,
+/// password) and an Argo CD repository Secret's proxy (credentials in the URL), used where
+/// spec.network.egressProxy has no proxyUrl, as discovery writes it. What bbconn cannot tunnel
+/// through (SOCKS5) is EgressProxyInvalid, never a path it did not check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumers_own_proxy_secret_is_used_as_the_consumer_uses_it() {
+    let world = world().await;
+    let from = |secret: &str, format: &str| {
+        format!("  network: {{egressProxy: {{secretRef: {{name: {secret}, format: {format}}}}}}}")
+    };
+    let secret = |name: &str, data: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: ci}}\nstringData:\n{data}"
+        )
+    };
+    let auth = "auth-egress.infra:3128";
+    let m = format!(
+        "{}{}{}{}{}{}{}{}{}{}",
+        world.ca_configmap("ci"),
+        secret(
+            "flux-proxy",
+            &format!(
+                "  address: http://{auth}\n  username: {PROXY_USER}\n  password: {PROXY_PASSWORD}\n"
+            )
+        ),
+        secret(
+            "flux-proxy-wrong",
+            &format!(
+                "  address: http://{auth}\n  username: {PROXY_USER}\n  password: not-it-0903\n"
+            )
+        ),
+        secret("flux-socks", "  address: socks5://egress.infra:1080\n"),
+        secret(
+            "argocd-repo",
+            &format!(
+                "  url: https://bitbucket.example.com/scm/proj/app.git\n  proxy: http://{PROXY_USER}:{PROXY_PASSWORD}@{auth}\n"
+            )
+        ),
+        dc("via-flux", &from("flux-proxy", "Flux")),
+        dc("via-flux-wrong", &from("flux-proxy-wrong", "Flux")),
+        dc("via-socks", &from("flux-socks", "Flux")),
+        dc("via-argocd", &from("argocd-repo", "ArgoCD")),
+        dc("via-nothing", &from("argocd-repo-missing", "ArgoCD")),
+    );
+    let out = world.check_with(&m, net(&world), Output::Json).await;
+    assert_ready(&out, "via-flux");
+    assert_ready(&out, "via-argocd");
+    for (name, cause) in [
+        ("via-flux-wrong", "EgressProxyAuthRequired"),
+        ("via-socks", "EgressProxyInvalid"),
+        ("via-nothing", "EgressProxyAuthRequired"),
+    ] {
+        let (status, reason, message) = out.condition(name, "NetworkPathValid");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", cause),
+            "{name}: {message}"
+        );
+    }
+    let (_, _, message) = out.condition("via-flux", "NetworkPathValid");
+    assert!(
+        message.contains("http://auth-egress.infra:3128"),
+        "{message}"
+    );
+    // Both went through the proxy that wants credentials, and sent them.
+    assert!(connects(&world, "auth-egress", 200).len() >= 2);
+    use base64::Engine as _;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{PROXY_USER}:{PROXY_PASSWORD}"));
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains(PROXY_PASSWORD), "the proxy password leaked");
+        assert!(!text.contains(&basic), "the proxy credentials leaked");
+    }
+}

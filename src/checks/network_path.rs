@@ -180,6 +180,103 @@ pub fn egress_proxy_failure(e: &ProxyError, sent_credentials: bool) -> Finding {
     Finding::new(cause, message)
 }
 
+/// The egress proxy a Secret gives: its URL (without user information) where the Secret names
+/// the proxy itself, and Basic credentials.
+#[derive(Debug, Default, PartialEq)]
+pub struct ProxySecret {
+    pub url: Option<String>,
+    pub auth: Option<(String, String)>,
+}
+
+/// The egress proxy from the Secret spec.network.egressProxy.secretRef names, read as its
+/// format says: bbconn's (username, password: [`proxy_credentials`]); Flux's proxy Secret
+/// (address, optional username and password, as source-controller reads them); or an Argo CD
+/// repository Secret (proxy: a URL whose user information is the credential).
+pub fn proxy_secret(
+    secret: &str,
+    lookup: Option<&super::Lookup>,
+    format: Option<crate::api::SecretFormat>,
+) -> Result<ProxySecret, Finding> {
+    use crate::api::SecretFormat;
+    let key = match format {
+        None => {
+            let auth = proxy_credentials(secret, lookup)?;
+            return Ok(ProxySecret {
+                url: None,
+                auth: Some(auth),
+            });
+        }
+        Some(SecretFormat::Flux) => "address",
+        Some(SecretFormat::ArgoCd) => "proxy",
+    };
+    let data = secret_data(secret, lookup)?;
+    let text = |k: &str| {
+        data.get(k)
+            .map(|v| String::from_utf8_lossy(v).trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let invalid = |why: String| {
+        Finding::new(
+            Cause::EgressProxyInvalid,
+            format!("the proxy in Secret {secret} (spec.network.egressProxy.secretRef) {why}"),
+        )
+    };
+    let raw = text(key).ok_or_else(|| invalid(format!("is missing: it has no key {key:?}")))?;
+    let mut url =
+        url::Url::parse(&raw).map_err(|e| invalid(format!("under {key:?} is not a URL: {e}")))?;
+    if url.scheme() != "http" {
+        return Err(invalid(format!(
+            "is a {}:// proxy; bbconn tunnels through http:// proxies (HTTP CONNECT) only",
+            url.scheme()
+        )));
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let in_url = (!url.username().is_empty())
+        .then(|| (decode(url.username()), decode(url.password().unwrap_or(""))));
+    // Flux's username and password keys win over the address's own (source-controller sets
+    // the URL's user from them).
+    let auth = match (format, text("username")) {
+        (Some(SecretFormat::Flux), Some(u)) => Some((u, text("password").unwrap_or_default())),
+        _ => in_url,
+    };
+    // Without user information: the URL is shown in messages, the credential never is.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok(ProxySecret {
+        url: Some(url.to_string()),
+        auth,
+    })
+}
+
+/// The data of the proxy Secret, or why it cannot be had: the consumer will be asked for
+/// credentials it does not have, or not find its proxy (EgressProxyAuthRequired).
+fn secret_data<'a>(
+    secret: &str,
+    lookup: Option<&'a super::Lookup>,
+) -> Result<&'a std::collections::BTreeMap<String, Vec<u8>>, Finding> {
+    use super::Lookup;
+    let what = format!("spec.network.egressProxy.secretRef names Secret {secret}");
+    match lookup {
+        Some(Lookup::Found(data, _)) => Ok(data),
+        Some(Lookup::Forbidden(d)) => Err(Finding::new(
+            Cause::EgressProxyAuthRequired,
+            format!("{what}, which bbconn may not read: {d}"),
+        )),
+        Some(Lookup::Failed(d)) => Err(Finding::new(
+            Cause::ServerError,
+            format!("reading Secret {secret} failed: {d}"),
+        )),
+        Some(Lookup::NotFound) | None => Err(Finding::new(
+            Cause::EgressProxyAuthRequired,
+            format!("{what}, which does not exist"),
+        )),
+    }
+}
+
 /// Basic proxy credentials (username, password) from the Secret spec.network.egressProxy.secretRef
 /// names. A Secret that cannot be used means the proxy will ask for credentials the consumer
 /// does not have: EgressProxyAuthRequired, naming the Secret's problem.
@@ -187,29 +284,8 @@ pub fn proxy_credentials(
     secret: &str,
     lookup: Option<&super::Lookup>,
 ) -> Result<(String, String), Finding> {
-    use super::Lookup;
     let what = format!("spec.network.egressProxy.secretRef names Secret {secret}");
-    let data = match lookup {
-        Some(Lookup::Found(data, _)) => data,
-        Some(Lookup::Forbidden(d)) => {
-            return Err(Finding::new(
-                Cause::EgressProxyAuthRequired,
-                format!("{what}, which bbconn may not read: {d}"),
-            ));
-        }
-        Some(Lookup::Failed(d)) => {
-            return Err(Finding::new(
-                Cause::ServerError,
-                format!("reading Secret {secret} failed: {d}"),
-            ));
-        }
-        Some(Lookup::NotFound) | None => {
-            return Err(Finding::new(
-                Cause::EgressProxyAuthRequired,
-                format!("{what}, which does not exist"),
-            ));
-        }
-    };
+    let data = secret_data(secret, lookup)?;
     let key = |k: &str| {
         data.get(k)
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -233,6 +309,71 @@ mod tests {
         s.iter()
             .map(|a| format!("{a}:443").parse().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn a_consumers_proxy_secret_is_read_as_the_consumer_reads_it() {
+        use crate::api::SecretFormat::{ArgoCd, Flux};
+        use crate::checks::Lookup;
+        let found = |pairs: &[(&str, &str)]| {
+            let data = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            Lookup::Found(data, Default::default())
+        };
+        let read = |l: &Lookup, f| proxy_secret("ns/p", Some(l), Some(f));
+        let url = Some("http://proxy.corp:3128/".to_string());
+        let pair = |u: &str, p: &str| Some((u.to_string(), p.to_string()));
+        // Flux: address, and the username and password keys over the address's own.
+        let flux = found(&[
+            ("address", "http://proxy.corp:3128"),
+            ("username", "u"),
+            ("password", "p"),
+        ]);
+        assert_eq!(
+            read(&flux, Flux),
+            Ok(ProxySecret {
+                url: url.clone(),
+                auth: pair("u", "p")
+            })
+        );
+        let anonymous = found(&[("address", "http://proxy.corp:3128")]);
+        assert_eq!(
+            read(&anonymous, Flux),
+            Ok(ProxySecret {
+                url: url.clone(),
+                auth: None
+            })
+        );
+        // Argo CD: the URL's user information is the credential; the URL kept has none.
+        let argo = found(&[
+            ("proxy", "http://me:s%40cret@proxy.corp:3128"),
+            ("url", "x"),
+        ]);
+        assert_eq!(
+            read(&argo, ArgoCd),
+            Ok(ProxySecret {
+                url,
+                auth: pair("me", "s@cret")
+            })
+        );
+        // What bbconn cannot tunnel through, or no proxy at all: EgressProxyInvalid.
+        for l in [
+            found(&[("address", "socks5://proxy.corp:1080")]),
+            found(&[("address", "https://proxy.corp:3128")]),
+            found(&[("username", "u")]),
+            found(&[("address", "not a url")]),
+        ] {
+            let f = read(&l, Flux).unwrap_err();
+            assert_eq!(f.cause, Cause::EgressProxyInvalid, "{}", f.message);
+        }
+        let f = read(&found(&[("address", "socks5://u:hunter2@p:1080")]), Flux).unwrap_err();
+        assert!(!f.message.contains("hunter2"), "{}", f.message);
+        assert_eq!(
+            read(&Lookup::NotFound, Flux).unwrap_err().cause,
+            Cause::EgressProxyAuthRequired
+        );
     }
 
     #[test]

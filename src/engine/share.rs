@@ -36,6 +36,9 @@ pub(super) struct ProbeInput {
     /// Basic credentials for spec.network.egressProxy, or why they could not be had (reported
     /// under NetworkPathValid when the proxy is used).
     pub egress_auth: Result<Option<(SecretString, SecretString)>, Finding>,
+    /// The egress proxy the consumer's Secret names (secretRef with a format), without user
+    /// information.
+    pub egress_url: Option<String>,
 }
 
 /// The credential the REST checks (and git over HTTPS) send.
@@ -65,16 +68,24 @@ impl ProbeInput {
         resolved: &Resolved,
     ) -> ProbeInput {
         let spec = t.spec;
-        let egress_auth = match spec.egress_proxy_secret() {
-            None => Ok(None),
-            Some(name) => checks::network_path::proxy_credentials(
-                &format!("{}/{name}", t.namespace),
-                t.egress_proxy_secret,
-            )
-            .map(|(u, p)| Some((SecretString::new(u), SecretString::new(p)))),
+        let proxy = spec.egress_proxy_secret().map(|name| {
+            let name = format!("{}/{name}", t.namespace);
+            let format = spec.egress_proxy_format();
+            checks::network_path::proxy_secret(&name, t.egress_proxy_secret, format)
+        });
+        let (egress_url, egress_auth) = match proxy {
+            None => (None, Ok(None)),
+            Some(Err(f)) => (None, Err(f)),
+            Some(Ok(p)) => {
+                let auth = p
+                    .auth
+                    .map(|(u, p)| (SecretString::new(u), SecretString::new(p)));
+                (p.url, Ok(auth))
+            }
         };
         ProbeInput {
             egress_auth,
+            egress_url,
             ca: checks::tls::ca_bundle(spec, t.namespace, t.ca_bundle),
             spec: spec.clone(),
             req,
@@ -163,6 +174,9 @@ impl ProbeInput {
             }
             Ok(None) => {}
             Err(f) => h.update(f.message.as_bytes()),
+        }
+        if let Some(u) = &self.egress_url {
+            h.update(u.as_bytes());
         }
         h.finalize().into()
     }

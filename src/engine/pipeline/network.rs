@@ -3,10 +3,10 @@
 //! proxied path is proven by its tunnel, in the next step.
 
 use super::{Leg, Run, Step};
-use crate::api::Exposure;
-use crate::catalogue::Check;
-use crate::checks::CheckResult;
+use crate::api::{EgressProxy, Exposure};
+use crate::catalogue::{Cause, Check};
 use crate::checks::network_path::{self, Resolution, Route};
+use crate::checks::{CheckResult, Finding};
 use crate::transport::ResolveError;
 
 /// Where the next step connects.
@@ -24,7 +24,7 @@ pub(super) async fn path(run: &Run<'_>, leg: &mut Leg<'_>) -> Step<Path> {
     // The egress proxy serves Public servers only: a Private one keeps its private endpoint.
     let egress = match (spec.exposure(), spec.egress_proxy()) {
         (Exposure::Private, _) => None,
-        (_, Some(e)) => Some(network_path::egress_proxy_url(&e.proxy_url).map_err(npv)?),
+        (_, Some(e)) => Some(egress_url(run, e).map_err(npv)?),
         (_, None) => env
             .net
             .egress_proxy
@@ -54,5 +54,18 @@ pub(super) async fn path(run: &Run<'_>, leg: &mut Leg<'_>) -> Step<Path> {
         Ok(route) => Ok((Path::Routed(route), Vec::new())),
         Err(Some(f)) => Err(npv(f)),
         Err(None) => Ok((Path::Unresolved(resolved.err()), Vec::new())),
+    }
+}
+
+/// spec.network.egressProxy's proxy: proxyUrl, else the one the consumer's Secret names.
+fn egress_url(run: &Run<'_>, e: &EgressProxy) -> Result<url::Url, Finding> {
+    let input = run.input;
+    match (&e.proxy_url, &input.egress_url, &input.egress_auth) {
+        (Some(u), _, _) | (None, Some(u), _) => network_path::egress_proxy_url(u),
+        (None, None, Err(f)) => Err(f.clone()),
+        (None, None, Ok(_)) => Err(Finding::new(
+            Cause::EgressProxyInvalid,
+            "spec.network.egressProxy has no proxyUrl, and no secretRef with a format (Flux, ArgoCD) that names the proxy",
+        )),
     }
 }

@@ -5,9 +5,10 @@
 //! per distinct (URL, template), following every Application that uses it.
 
 use super::OPT_OUT;
-use super::desired::{Credential, Desired, Owner, Source, object_name, short_digest, spec};
+use super::desired::{Credential, Desired, Owner, Reach, Source, object_name, short_digest, spec};
 use super::url::{BitbucketRepo, DataCenterHost, argocd_normalize, classify, longest_prefix};
-use crate::api::{CaBundleKind, CaBundleRef, GitAccessLevel, SecretFormat};
+use crate::api::{CaBundleKind, CaBundleRef, EgressProxySecretRef, GitAccessLevel, SecretFormat};
+use crate::transport::noproxy::NoProxy;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
@@ -36,6 +37,16 @@ const CREDENTIAL_KEYS: &[&str] = &[
 /// certificate check over HTTPS and the host key check over SSH.
 pub const INSECURE_KEYS: &[&str] = &["insecure", "insecureIgnoreHostKey", "insecureOCIForceHttp"];
 
+/// The keys whose values discovery keeps (none is a credential).
+pub const KEPT_KEYS: &[&str] = &[
+    "url",
+    "type",
+    "noProxy",
+    "insecure",
+    "insecureIgnoreHostKey",
+    "insecureOCIForceHttp",
+];
+
 /// Go's strconv.ParseBool true, on the value as stored (Argo CD does not trim it; a value it
 /// cannot parse makes the repository unreadable to Argo CD, and is not insecure here).
 fn go_true(v: &[u8]) -> bool {
@@ -54,6 +65,10 @@ pub struct RepoSecret {
     pub has_credentials: bool,
     /// Argo CD checks neither the certificate nor the host key ([`INSECURE_KEYS`]).
     pub insecure: bool,
+    /// It names a proxy (`proxy`; its value is not kept: the URL may hold a password).
+    pub proxy: bool,
+    /// `noProxy`: the hosts Argo CD reaches without that proxy.
+    pub no_proxy: Option<String>,
     pub opted_out: bool,
 }
 
@@ -90,6 +105,8 @@ impl RepoSecret {
             url: text("url")?,
             git: text("type").is_none_or(|t| t == "git"),
             has_credentials: CREDENTIAL_KEYS.iter().any(|k| has(k)),
+            proxy: has("proxy"),
+            no_proxy: text("noProxy"),
             insecure: INSECURE_KEYS.iter().any(|k| {
                 let data = s
                     .data
@@ -174,6 +191,32 @@ fn ca_for(repo: &BitbucketRepo, tls_hosts: &BTreeSet<String>) -> Option<CaBundle
     })
 }
 
+/// The Secret whose `proxy` Argo CD uses for `repo`: the repository Secret's own, else its
+/// template's (Argo CD copies proxy and noProxy from the template when the repository has none),
+/// unless `noProxy` names the host.
+fn proxy_for(
+    repo: &BitbucketRepo,
+    s: &RepoSecret,
+    template: Option<&RepoSecret>,
+) -> Option<EgressProxySecretRef> {
+    let holder = match (s.proxy, template) {
+        (true, _) => s,
+        (false, Some(t)) if t.proxy => t,
+        _ => return None,
+    };
+    let no_proxy = s
+        .no_proxy
+        .as_ref()
+        .or(template.and_then(|t| t.no_proxy.as_ref()));
+    let bypassed = no_proxy
+        .and_then(|n| n.parse::<NoProxy>().ok())
+        .is_some_and(|n| n.matches(&repo.host));
+    (!bypassed).then(|| EgressProxySecretRef {
+        name: holder.name.clone(),
+        format: Some(SecretFormat::ArgoCd),
+    })
+}
+
 /// The connections for one Argo CD namespace; `tls_hosts` are the keys of its
 /// `argocd-tls-certs-cm`.
 pub fn desired(
@@ -197,25 +240,29 @@ pub fn desired(
         let Some(repo) = classify(&s.url, hosts) else {
             continue;
         };
-        let secret = if s.has_credentials {
-            s.name.clone()
-        } else {
-            match template(&s.url, secrets, template_kind) {
-                Some(t) => t.name.clone(),
+        let template = match s.has_credentials {
+            true => None,
+            false => match template(&s.url, secrets, template_kind) {
+                Some(t) => Some(t),
                 // Anonymous: nothing of the consumer's to check.
                 None => continue,
-            }
+            },
         };
         let cred = Credential {
-            secret,
+            secret: template.map_or(&s.name, |t| &t.name).clone(),
             format: SecretFormat::ArgoCd,
+        };
+        let reach = Reach {
+            ca: ca_for(&repo, tls_hosts),
+            insecure: s.insecure,
+            proxy: proxy_for(&repo, s, template),
         };
         out.push(Desired {
             source: Source::ArgoCd,
             namespace: namespace.to_string(),
             name: object_name("argocd", &[&s.name]),
             owners: vec![s.owner()],
-            spec: spec(&repo, &cred, access, ca_for(&repo, tls_hosts), s.insecure),
+            spec: spec(&repo, &cred, access, reach),
         });
     }
     // Applications' repoURLs no repository Secret covers (opted out or not: a Secret that opts
@@ -250,6 +297,12 @@ pub fn desired(
         let Some(repo) = classify(&url, hosts) else {
             continue;
         };
+        let template = secrets.iter().find(|t| t.name == secret);
+        let reach = Reach {
+            ca: ca_for(&repo, tls_hosts),
+            insecure: false,
+            proxy: template.and_then(|t| proxy_for(&repo, t, None)),
+        };
         // Lower case: the name must not change with the way the remaining Applications write
         // the URL (Argo CD compares them lower-cased too).
         let lower = repo.name.to_ascii_lowercase();
@@ -276,13 +329,7 @@ pub fn desired(
                 })
                 .collect(),
             // A repoURL no repository Secret covers: Argo CD's repository has no insecure flag.
-            spec: spec(
-                &repo,
-                &cred,
-                GitAccessLevel::Read,
-                ca_for(&repo, tls_hosts),
-                false,
-            ),
+            spec: spec(&repo, &cred, GitAccessLevel::Read, reach),
         });
     }
     out
@@ -302,6 +349,8 @@ mod tests {
             git: true,
             has_credentials: creds,
             insecure: false,
+            proxy: false,
+            no_proxy: None,
             opted_out: false,
         }
     }
@@ -517,6 +566,82 @@ mod tests {
         assert_eq!(d[1].spec.tls, None, "no TLS over SSH");
         let git_ssh = d[1].spec.git_ssh().unwrap();
         assert_eq!(git_ssh.insecure_ignore_host_key, Some(true));
+    }
+
+    #[test]
+    fn argo_cds_proxy_is_the_repositorys_else_its_templates_unless_no_proxy_names_the_host() {
+        let mut own = secret(
+            "own",
+            SecretKind::Repository,
+            "https://bitbucket.org/acme/a",
+            true,
+        );
+        own.proxy = true;
+        let bare = secret(
+            "bare",
+            SecretKind::Repository,
+            "https://bitbucket.org/acme/b",
+            false,
+        );
+        let mut bypassed = secret(
+            "bypassed",
+            SecretKind::Repository,
+            "https://bitbucket.org/acme/c",
+            true,
+        );
+        bypassed.proxy = true;
+        bypassed.no_proxy = Some("10.0.0.0/8, .bitbucket.org".into());
+        let mut t = secret(
+            "t",
+            SecretKind::Template,
+            "https://bitbucket.org/acme",
+            true,
+        );
+        t.proxy = true;
+        let apps = [app("x", &["https://bitbucket.org/acme/d"])];
+        let d = desired(
+            "argocd",
+            &[own, bare, bypassed, t],
+            &apps,
+            &[],
+            &BTreeSet::new(),
+        );
+        let proxy = |i: usize| {
+            d[i].spec
+                .egress_proxy()
+                .and_then(|e| e.secret_ref.as_ref())
+                .map(|r| (r.name.clone(), r.format))
+        };
+        let argo = Some(SecretFormat::ArgoCd);
+        assert_eq!(proxy(0), Some(("own".into(), argo)));
+        assert_eq!(
+            proxy(1),
+            Some(("t".into(), argo)),
+            "the template's, as Argo CD copies it"
+        );
+        assert_eq!(proxy(2), None, "noProxy names the host");
+        assert_eq!(
+            proxy(3),
+            Some(("t".into(), argo)),
+            "an Application's, through its template"
+        );
+        // The proxy's value is not kept (its URL may hold a password); noProxy's is.
+        let mut s: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "r", "namespace": "argocd",
+                         "labels": {"argocd.argoproj.io/secret-type": "repository"}},
+            "stringData": {"url": "https://bitbucket.org/a/b", "proxy": "http://u:hunter2@proxy:3128", "noProxy": "localhost"},
+        }))
+        .unwrap();
+        s.data = s.string_data.take().map(|d| {
+            d.into_iter()
+                .map(|(k, v)| (k, k8s_openapi::ByteString(v.into_bytes())))
+                .collect()
+        });
+        crate::operator::discovery::strip_credentials(&mut s);
+        assert!(!serde_json::to_string(&s).unwrap().contains("hunter2"));
+        let r = RepoSecret::from_secret(&s).unwrap();
+        assert!(r.proxy);
+        assert_eq!(r.no_proxy.as_deref(), Some("localhost"));
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use super::url::BitbucketRepo;
 use crate::api::{
-    Auth, BitbucketConnectionSpec, CaBundleKind, CaBundleRef, Exposure, Git, GitAccessLevel,
-    GitSsh, GitTransport, KnownHostsRef, Network, Port, RepositoryRequirement, Requirements,
-    SecretFormat, SecretRef, SshSecretRef, Tls,
+    Auth, BitbucketConnectionSpec, CaBundleKind, CaBundleRef, EgressProxy, EgressProxySecretRef,
+    Exposure, Git, GitAccessLevel, GitSsh, GitTransport, KnownHostsRef, Network, Port,
+    RepositoryRequirement, Requirements, SecretFormat, SecretRef, SshSecretRef, Tls,
 };
 use std::hash::Hasher;
 
@@ -54,16 +54,29 @@ pub struct Desired {
 /// Argo CD keeps host keys apart from its Secrets, in this ConfigMap of its namespace.
 pub const ARGOCD_KNOWN_HOSTS: &str = "argocd-ssh-known-hosts-cm";
 
-/// The spec that checks `repo` as the consumer uses it with `cred`.
-/// `ca`: where the consumer keeps the CA bundle it trusts for this server, if anywhere;
-/// `insecure`: the consumer checks neither the certificate nor the host key.
+/// How the consumer reaches and trusts the server, beyond its URL and credential.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Reach {
+    /// Where the consumer keeps the CA bundle it trusts for this server, if anywhere.
+    pub ca: Option<CaBundleRef>,
+    /// The consumer checks neither the certificate nor the host key.
+    pub insecure: bool,
+    /// The consumer's own proxy Secret, where it names one for this server.
+    pub proxy: Option<EgressProxySecretRef>,
+}
+
+/// The spec that checks `repo` as the consumer uses it with `cred`, reached as `reach` says.
 pub fn spec(
     repo: &BitbucketRepo,
     cred: &Credential,
     access: GitAccessLevel,
-    ca: Option<CaBundleRef>,
-    insecure: bool,
+    reach: Reach,
 ) -> BitbucketConnectionSpec {
+    let Reach {
+        ca,
+        insecure,
+        proxy,
+    } = reach;
     let requirements = Some(Box::new(Requirements {
         repositories: vec![RepositoryRequirement {
             name: repo.name.clone(),
@@ -117,7 +130,7 @@ pub fn spec(
         profiles: Vec::new(),
         requirements,
         tls: tls(repo, ca, insecure),
-        network: network(repo),
+        network: network(repo, proxy),
         git,
         interval: None,
         expiry_warning: None,
@@ -140,7 +153,8 @@ fn tls(repo: &BitbucketRepo, ca: Option<CaBundleRef>, insecure: bool) -> Option<
 /// (exposure Internal: a Data Center on 10.0.0.5 is not PublicServerPrivateAddress), on the port
 /// its URL names (a connection written by hand allows only 443 unless it says otherwise: a Data
 /// Center on 8443 is not PortNotAllowed for a consumer that works there).
-fn network(repo: &BitbucketRepo) -> Option<Box<Network>> {
+/// Through the consumer's own proxy, where it has one.
+fn network(repo: &BitbucketRepo, proxy: Option<EgressProxySecretRef>) -> Option<Box<Network>> {
     let port = repo
         .rest_base
         .as_deref()
@@ -150,6 +164,10 @@ fn network(repo: &BitbucketRepo) -> Option<Box<Network>> {
     Some(Box::new(Network {
         exposure: Some(Exposure::Internal),
         allowed_ports: port.map(|p| vec![Port(u32::from(p))]),
+        egress_proxy: proxy.map(|r| EgressProxy {
+            proxy_url: None,
+            secret_ref: Some(r),
+        }),
         ..Network::default()
     }))
 }
@@ -232,8 +250,8 @@ mod tests {
             name: "PROJ/app".into(),
             host: "bitbucket.example.com".into(),
         };
-        let ports = |base| network(&repo(base)).and_then(|n| n.allowed_ports);
-        let exposure = network(&repo(None)).and_then(|n| n.exposure);
+        let ports = |base| network(&repo(base), None).and_then(|n| n.allowed_ports);
+        let exposure = network(&repo(None), None).and_then(|n| n.exposure);
         assert_eq!(
             exposure,
             Some(Exposure::Internal),

@@ -3,12 +3,17 @@
 //! where an ImageUpdateAutomation pushes through it.
 
 use super::argocd::opted_out;
-use super::desired::{Credential, Desired, Owner, Source, object_name, spec};
+use super::desired::{Credential, Desired, Owner, Reach, Source, object_name, spec};
 use super::url::{DataCenterHost, classify};
-use crate::api::{CaBundleKind, CaBundleRef, GitAccessLevel, GitTransport, SecretFormat};
+use crate::api::{
+    CaBundleKind, CaBundleRef, EgressProxySecretRef, GitAccessLevel, GitTransport, SecretFormat,
+};
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use std::collections::BTreeSet;
+
+/// The spec fields discovery reads of a GitRepository (the rest is not kept in memory).
+pub const SPEC_FIELDS: &[&str] = &["url", "secretRef", "proxySecretRef", "provider"];
 
 /// What discovery keeps of a GitRepository.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +24,8 @@ pub struct GitRepo {
     pub api_version: String,
     pub url: String,
     pub secret: Option<String>,
+    /// spec.proxySecretRef: the proxy Flux uses for every git operation of this repository.
+    pub proxy_secret: Option<String>,
     /// spec.provider: absent or `generic` for Bitbucket (azure, github, aws are other hosts').
     pub generic: bool,
     pub opted_out: bool,
@@ -47,17 +54,19 @@ impl GitRepo {
                 .map(|t| t.api_version.clone())
                 .unwrap_or_else(|| "source.toolkit.fluxcd.io/v1".into()),
             url: s("url")?.to_string(),
-            secret: spec
-                .get("secretRef")
-                .and_then(|r| r.get("name"))
-                .and_then(|n| n.as_str())
-                .filter(|n| !n.is_empty())
-                .map(String::from),
+            secret: name_of(spec.get("secretRef")),
+            proxy_secret: name_of(spec.get("proxySecretRef")),
             generic: s("provider").is_none_or(|p| p == "generic"),
             opted_out: opted_out(o.annotations()),
             ca_key: None,
         })
     }
+}
+
+/// A local object reference's name, where it has one.
+fn name_of(r: Option<&serde_json::Value>) -> Option<String> {
+    let name = r?.get("name")?.as_str()?;
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// The GitRepositories an ImageUpdateAutomation pushes through: (namespace, name) of its
@@ -121,7 +130,19 @@ pub fn desired(
                     uid: r.uid.clone(),
                 }],
                 // Flux's GitRepository has no way to skip verification.
-                spec: spec(&repo, &cred, access, ca, false),
+                spec: spec(
+                    &repo,
+                    &cred,
+                    access,
+                    Reach {
+                        ca,
+                        insecure: false,
+                        proxy: r.proxy_secret.clone().map(|name| EgressProxySecretRef {
+                            name,
+                            format: Some(SecretFormat::Flux),
+                        }),
+                    },
+                ),
             })
         })
         .collect()
@@ -140,10 +161,40 @@ mod tests {
             api_version: "source.toolkit.fluxcd.io/v1".into(),
             url: url.into(),
             secret: secret.map(String::from),
+            proxy_secret: None,
             generic: true,
             opted_out: false,
             ca_key: None,
         }
+    }
+
+    #[test]
+    fn a_proxy_secret_ref_is_the_connections_egress_proxy() {
+        let o: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "GitRepository",
+            "metadata": {"name": "app", "namespace": "flux-system", "uid": "u"},
+            "spec": {"url": "https://bitbucket.org/acme/app.git", "secretRef": {"name": "token"},
+                     "proxySecretRef": {"name": "corp-proxy"}},
+        }))
+        .unwrap();
+        let r = GitRepo::from_object(&o).unwrap();
+        assert_eq!(r.proxy_secret.as_deref(), Some("corp-proxy"));
+        let d = desired(&[r], &BTreeSet::new(), &[]);
+        let egress = d[0].spec.egress_proxy().unwrap();
+        assert_eq!(egress.proxy_url, None);
+        let secret_ref = egress.secret_ref.as_ref().unwrap();
+        assert_eq!(
+            (secret_ref.name.as_str(), secret_ref.format),
+            ("corp-proxy", Some(SecretFormat::Flux))
+        );
+        // Without one, the operator-wide proxy applies, as the controller's HTTPS_PROXY does.
+        let plain = repo("p", "https://bitbucket.org/acme/app.git", Some("token"));
+        assert_eq!(
+            desired(&[plain], &BTreeSet::new(), &[])[0]
+                .spec
+                .egress_proxy(),
+            None
+        );
     }
 
     #[test]

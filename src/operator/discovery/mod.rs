@@ -227,16 +227,16 @@ impl Looks {
     }
 }
 
-/// Only what discovery reads of an Argo CD Secret stays in memory: `url`, `type` and the
-/// insecure flags, and for every other key whether it holds something (a credential's value
-/// never does).
+/// Only what discovery reads of an Argo CD Secret stays in memory: the values of
+/// [`argocd::KEPT_KEYS`], and for every other key (`proxy` too: its URL may hold a password)
+/// whether it holds something (a credential's value never does).
 pub(crate) fn strip_credentials(s: &mut Secret) {
     s.metadata.managed_fields = None;
     s.string_data = None;
     if let Some(data) = s.data.as_mut() {
         data.retain(|_, v| !String::from_utf8_lossy(&v.0).trim().is_empty());
         for (k, v) in data.iter_mut() {
-            if k != "url" && k != "type" && !argocd::INSECURE_KEYS.contains(&k.as_str()) {
+            if !argocd::KEPT_KEYS.contains(&k.as_str()) {
                 *v = ByteString(b"1".to_vec());
             }
         }
@@ -453,7 +453,7 @@ async fn run_flux(
         drivers.spawn(
             reflected("Flux GitRepositories", writer, move || {
                 watcher(api.clone(), watcher::Config::default())
-                    .map_ok(|e| e.modify(|o| keep_spec(o, &["url", "secretRef", "provider"])))
+                    .map_ok(|e| e.modify(|o| keep_spec(o, flux::SPEC_FIELDS)))
             }),
             notify.clone(),
         );
