@@ -25,7 +25,7 @@ const WAIT: Duration = Duration::from_secs(60);
 
 fn fixture() -> Fixture {
     Fixture::from_yaml(&format!(
-        "listeners:\n  - {{ name: dc-ssh, kind: ssh, serves: [datacenter] }}\n  - {{ name: dc-https, tls: good, hosts: [127.0.0.1], serves: [datacenter] }}\ndatacenter:\n  tokens:\n    - {{ id: \"1\", name: good, value: BBDC-flux-good, kind: personal, user: alice, permissions: [REPO_WRITE] }}\n    - {{ id: \"2\", name: revoked, value: BBDC-flux-revoked, kind: personal, user: alice, permissions: [REPO_WRITE], revoked: true }}\n  users:\n    - {{ name: alice, password: alice-pw, id: 1, sshKeys: [\"{}\"] }}\n  projects:\n    - key: PROJ\n      accessKeys: [ {{ key: \"{}\", permission: read }} ]\n      repositories:\n        - {{ slug: app, access: {{ alice: REPO_WRITE }} }}\n",
+        "listeners:\n  - {{ name: dc-ssh, kind: ssh, serves: [datacenter] }}\n  - {{ name: dc-https, tls: good, hosts: [127.0.0.1, bitbucket.example.com], serves: [datacenter] }}\n  - {{ name: proxy, kind: connectProxy, routes: {{ \"bitbucket.example.com:443\": dc-https }}, proxyAuth: {{ username: corp, password: corp-proxy-pw }} }}\ndatacenter:\n  tokens:\n    - {{ id: \"1\", name: good, value: BBDC-flux-good, kind: personal, user: alice, permissions: [REPO_WRITE] }}\n    - {{ id: \"2\", name: revoked, value: BBDC-flux-revoked, kind: personal, user: alice, permissions: [REPO_WRITE], revoked: true }}\n  users:\n    - {{ name: alice, password: alice-pw, id: 1, sshKeys: [\"{}\"] }}\n  projects:\n    - key: PROJ\n      accessKeys: [ {{ key: \"{}\", permission: read }} ]\n      repositories:\n        - {{ slug: app, access: {{ alice: REPO_WRITE }} }}\n",
         ALICE_ED25519.public_line(),
         DEPLOY_ED25519.public_line()
     ))
@@ -193,8 +193,21 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
             "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  interval: 1m\n  timeout: 10s\n  url: https://127.0.0.1:{https_port}/scm/proj/app.git\n  ref: {{branch: master}}\n  secretRef: {{name: {name}}}\n"
         )
     };
+    // Behind the consumer's own proxy (spec.proxySecretRef): the host resolves nowhere here,
+    // only the proxy (which wants Basic credentials) reaches it.
+    let proxy_port = sim.addr("proxy").unwrap().port();
+    let proxied = |name: &str, password: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}-proxy, namespace: {NS}}}\nstringData:\n  address: http://127.0.0.1:{proxy_port}\n  username: corp\n  password: {password}\n---\napiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata: {{name: {name}, namespace: {NS}}}\nspec:\n  interval: 1m\n  timeout: 10s\n  url: https://bitbucket.example.com/scm/proj/app.git\n  ref: {{branch: master}}\n  secretRef: {{name: https-healthy}}\n  proxySecretRef: {{name: {name}-proxy}}\n"
+        )
+    };
     // (GitRepository, what bbconn must say: condition type and reason)
     let failing = [
+        (
+            "proxy-wrong-password",
+            "NetworkPathValid",
+            "EgressProxyAuthRequired",
+        ),
         ("stranger", "Authenticated", "SshKeyRejected"),
         ("wrong-host-key", "HostKeyVerified", "HostKeyMismatch"),
         ("no-known-hosts", "CredentialsResolved", "SecretKeyMissing"),
@@ -228,6 +241,8 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
         https_repo("https-wrong-username"),
         https_secret("https-healthy", "alice", "BBDC-flux-good"),
         https_repo("https-healthy"),
+        proxied("proxied", "corp-proxy-pw"),
+        proxied("proxy-wrong-password", "not-the-proxy-pw"),
         git_repo("read-only", "proj/app", "read-only"),
         git_repo("healthy", "proj/app", "alice"),
         git_repo("stranger", "proj/app", "stranger"),
@@ -247,6 +262,9 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
         "--discover=flux".to_string(),
         format!("--discover-flux-namespace={NS}"),
         "--discover-datacenter-host=127.0.0.1".to_string(),
+        "--discover-datacenter-host=bitbucket.example.com".to_string(),
+        // bitbucket.example.com resolves nowhere: only the consumer's proxy reaches it.
+        "--resolve=bitbucket.example.com:443:127.0.0.9".to_string(),
         // The HTTPS listener: a Data Center host is listed with the port of its REST API.
         format!("--discover-datacenter-host=127.0.0.1:{https_port}"),
         // No --address-class: the simulator's loopback is a private address, as a Data Center
@@ -287,7 +305,7 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
     }
     // The healthy repository and the read-only key (Data Center's branch is master here): Flux
     // clones and says Ready, and so must bbconn.
-    for name in ["healthy", "read-only", "https-healthy"] {
+    for name in ["healthy", "read-only", "https-healthy", "proxied"] {
         let flux = flux_verdict(&repos, name).await;
         let ours = eventually(WAIT, &format!("bbconn's verdict on {name}"), || async {
             let c = bbconn
