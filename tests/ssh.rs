@@ -891,3 +891,32 @@ async fn a_consumer_that_checks_no_host_key_is_ready_and_warned() {
     .await;
     assert_eq!(checked.condition("strict", "Ready").0, "False");
 }
+
+/// Argo CD sends git over SSH through its repository proxy as SOCKS5 (connect-proxy -5), which
+/// bbconn cannot tunnel through: said, not checked on another path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn argo_cds_proxy_over_ssh_is_socks5_and_said_so() {
+    let w = World::start_with(fixture()).await;
+    let port = w.port("cloud-ssh");
+    let kh = w
+        .sim
+        .ssh_known_hosts("cloud-ssh", "127.0.0.1", port)
+        .join("\n")
+        + "\n";
+    let spec = format!(
+        "  flavor: Cloud\n  url: https://bitbucket.example.com\n  requirements: {{repositories: [{{name: acme/app}}]}}\n  network: {{egressProxy: {{secretRef: {{name: argo-proxy-cred, format: ArgoCD}}}}}}\n  git:\n    transport: SSH\n    ssh: {{url: \"ssh://git@127.0.0.1:{port}\", secretRef: {{name: argo-proxy-cred}}}}\n"
+    );
+    let data = [
+        ("identity", ALICE_ED25519.private),
+        ("known_hosts", kh.as_str()),
+        ("proxy", "http://egress.infra:3128"),
+    ];
+    let checked = check(&w, &common::connection(NS, "argo-proxy", &spec, &data)).await;
+    let (status, reason, message) = checked.condition("argo-proxy", "NetworkPathValid");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "EgressProxyInvalid"),
+        "{message}"
+    );
+    assert!(message.contains("SOCKS5"), "{message}");
+}

@@ -8,6 +8,7 @@
 use super::{CheckResult, Finding};
 use crate::api::Exposure;
 use crate::catalogue::{Cause, Check};
+use crate::credential::SecretString;
 use crate::transport::ProxyError;
 use crate::transport::address::{AddressClass, AddressPolicy};
 use std::net::SocketAddr;
@@ -182,10 +183,11 @@ pub fn egress_proxy_failure(e: &ProxyError, sent_credentials: bool) -> Finding {
 
 /// The egress proxy a Secret gives: its URL (without user information) where the Secret names
 /// the proxy itself, and Basic credentials.
+/// Debug prints no secret: the credentials are secret types.
 #[derive(Debug, Default, PartialEq)]
 pub struct ProxySecret {
     pub url: Option<String>,
-    pub auth: Option<(String, String)>,
+    pub auth: Option<(SecretString, SecretString)>,
 }
 
 /// The egress proxy from the Secret spec.network.egressProxy.secretRef names, read as its
@@ -200,34 +202,49 @@ pub fn proxy_secret(
     use crate::api::SecretFormat;
     let key = match format {
         None => {
-            let auth = proxy_credentials(secret, lookup)?;
+            let (u, p) = proxy_credentials(secret, lookup)?;
             return Ok(ProxySecret {
                 url: None,
-                auth: Some(auth),
+                auth: Some((SecretString::new(u), SecretString::new(p))),
             });
         }
         Some(SecretFormat::Flux) => "address",
         Some(SecretFormat::ArgoCd) => "proxy",
     };
     let data = secret_data(secret, lookup)?;
-    let text = |k: &str| {
-        data.get(k)
-            .map(|v| String::from_utf8_lossy(v).trim().to_string())
-            .filter(|v| !v.is_empty())
-    };
-    let invalid = |why: String| {
+    // As stored: neither consumer trims (Go's url.Parse refuses a control character, and a
+    // password with a newline is sent with it).
+    let raw = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(v).into_owned());
+    let invalid = |why: &str| {
         Finding::new(
             Cause::EgressProxyInvalid,
             format!("the proxy in Secret {secret} (spec.network.egressProxy.secretRef) {why}"),
         )
     };
-    let raw = text(key).ok_or_else(|| invalid(format!("is missing: it has no key {key:?}")))?;
-    let mut url =
-        url::Url::parse(&raw).map_err(|e| invalid(format!("under {key:?} is not a URL: {e}")))?;
+    let address = raw(key).filter(|v| !v.is_empty());
+    let address = address.ok_or_else(|| invalid(&format!("is missing: it has no key {key:?}")))?;
+    if address.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(invalid(&format!(
+            "under {key:?} holds whitespace or a control character, which Go's URL parser refuses"
+        )));
+    }
+    // Go's httpproxy: a value without a scheme (proxy.corp:3128) is taken as http://.
+    let parsed = match address.contains("://") {
+        true => url::Url::parse(&address),
+        false => url::Url::parse(&format!("http://{address}")),
+    };
+    let mut url = parsed
+        .ok()
+        .filter(|u| u.has_host())
+        .ok_or_else(|| invalid(&format!("under {key:?} is not a URL with a host")))?;
     if url.scheme() != "http" {
-        return Err(invalid(format!(
-            "is a {}:// proxy; bbconn tunnels through http:// proxies (HTTP CONNECT) only",
-            url.scheme()
+        // Named only when it is one the consumers know: anything else may be user information.
+        let scheme = match url.scheme() {
+            s @ ("https" | "socks5" | "socks5h") => format!("a {s}:// proxy"),
+            _ => "not an http:// proxy".to_string(),
+        };
+        return Err(invalid(&format!(
+            "is {scheme}; bbconn tunnels through http:// proxies (HTTP CONNECT) only"
         )));
     }
     let decode = |s: &str| {
@@ -237,10 +254,12 @@ pub fn proxy_secret(
     };
     let in_url = (!url.username().is_empty())
         .then(|| (decode(url.username()), decode(url.password().unwrap_or(""))));
-    // Flux's username and password keys win over the address's own (source-controller sets
-    // the URL's user from them).
-    let auth = match (format, text("username")) {
-        (Some(SecretFormat::Flux), Some(u)) => Some((u, text("password").unwrap_or_default())),
+    // Flux: the username and password keys, where the username key is present, replace the
+    // address's own (fluxcd/pkg runtime/secrets: ProxyURLFromSecret).
+    let auth = match (format, raw("username")) {
+        (Some(SecretFormat::Flux), Some(u)) if !u.is_empty() => {
+            Some((u, raw("password").unwrap_or_default()))
+        }
         _ => in_url,
     };
     // Without user information: the URL is shown in messages, the credential never is.
@@ -248,7 +267,7 @@ pub fn proxy_secret(
     let _ = url.set_password(None);
     Ok(ProxySecret {
         url: Some(url.to_string()),
-        auth,
+        auth: auth.map(|(u, p)| (SecretString::new(u), SecretString::new(p))),
     })
 }
 
@@ -324,7 +343,8 @@ mod tests {
         };
         let read = |l: &Lookup, f| proxy_secret("ns/p", Some(l), Some(f));
         let url = Some("http://proxy.corp:3128/".to_string());
-        let pair = |u: &str, p: &str| Some((u.to_string(), p.to_string()));
+        let pair =
+            |u: &str, p: &str| Some((SecretString::new(u.into()), SecretString::new(p.into())));
         // Flux: address, and the username and password keys over the address's own.
         let flux = found(&[
             ("address", "http://proxy.corp:3128"),
@@ -363,13 +383,28 @@ mod tests {
             found(&[("address", "socks5://proxy.corp:1080")]),
             found(&[("address", "https://proxy.corp:3128")]),
             found(&[("username", "u")]),
-            found(&[("address", "not a url")]),
+            found(&[("address", "http://[::1")]),
         ] {
             let f = read(&l, Flux).unwrap_err();
             assert_eq!(f.cause, Cause::EgressProxyInvalid, "{}", f.message);
         }
         let f = read(&found(&[("address", "socks5://u:hunter2@p:1080")]), Flux).unwrap_err();
         assert!(!f.message.contains("hunter2"), "{}", f.message);
+        // Without a scheme, as Go's httpproxy reads it: http://.
+        let bare = found(&[("proxy", "proxy.corp:3128")]);
+        let url = Some("http://proxy.corp:3128/".to_string());
+        assert_eq!(read(&bare, ArgoCd), Ok(ProxySecret { url, auth: None }));
+        // User information in a value without a scheme never reaches a message.
+        let odd = found(&[("proxy", "admin:pw@proxy:3128"), ("url", "x")]);
+        if let Err(f) = read(&odd, ArgoCd) {
+            assert!(!f.message.contains("admin"), "{}", f.message);
+        }
+        // Go refuses a trailing newline; so does bbconn.
+        let newline = found(&[("address", "http://proxy.corp:3128\n")]);
+        assert_eq!(
+            read(&newline, Flux).unwrap_err().cause,
+            Cause::EgressProxyInvalid
+        );
         assert_eq!(
             read(&Lookup::NotFound, Flux).unwrap_err().cause,
             Cause::EgressProxyAuthRequired

@@ -76,12 +76,7 @@ impl ProbeInput {
         let (egress_url, egress_auth) = match proxy {
             None => (None, Ok(None)),
             Some(Err(f)) => (None, Err(f)),
-            Some(Ok(p)) => {
-                let auth = p
-                    .auth
-                    .map(|(u, p)| (SecretString::new(u), SecretString::new(p)));
-                (p.url, Ok(auth))
-            }
+            Some(Ok(p)) => (p.url, Ok(p.auth)),
         };
         ProbeInput {
             egress_auth,
@@ -176,6 +171,8 @@ impl ProbeInput {
             Err(f) => h.update(f.message.as_bytes()),
         }
         if let Some(u) = &self.egress_url {
+            h.update(b"egress-url");
+            h.update((u.len() as u64).to_le_bytes());
             h.update(u.as_bytes());
         }
         h.finalize().into()

@@ -6,9 +6,12 @@
 
 use super::OPT_OUT;
 use super::desired::{Credential, Desired, Owner, Reach, Source, object_name, short_digest, spec};
-use super::url::{BitbucketRepo, DataCenterHost, argocd_normalize, classify, longest_prefix};
-use crate::api::{CaBundleKind, CaBundleRef, EgressProxySecretRef, GitAccessLevel, SecretFormat};
-use crate::transport::noproxy::NoProxy;
+use super::url::{
+    BitbucketRepo, DataCenterHost, argocd_normalize, classify, go_no_proxy, longest_prefix,
+};
+use crate::api::{
+    CaBundleKind, CaBundleRef, EgressProxySecretRef, GitAccessLevel, GitTransport, SecretFormat,
+};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
@@ -208,9 +211,9 @@ fn proxy_for(
         .no_proxy
         .as_ref()
         .or(template.and_then(|t| t.no_proxy.as_ref()));
-    let bypassed = no_proxy
-        .and_then(|n| n.parse::<NoProxy>().ok())
-        .is_some_and(|n| n.matches(&repo.host));
+    // Over SSH Argo CD uses the proxy whatever noProxy says (util/git/creds.go).
+    let https = repo.transport == GitTransport::Https;
+    let bypassed = https && no_proxy.is_some_and(|n| go_no_proxy(n, &repo.host, repo.https_port()));
     (!bypassed).then(|| EgressProxySecretRef {
         name: holder.name.clone(),
         format: Some(SecretFormat::ArgoCd),
@@ -590,7 +593,7 @@ mod tests {
             true,
         );
         bypassed.proxy = true;
-        bypassed.no_proxy = Some("10.0.0.0/8, .bitbucket.org".into());
+        bypassed.no_proxy = Some("10.0.0.0/8, bitbucket.org".into());
         let mut t = secret(
             "t",
             SecretKind::Template,

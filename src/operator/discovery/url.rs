@@ -52,6 +52,17 @@ pub struct BitbucketRepo {
     pub host: String,
 }
 
+impl BitbucketRepo {
+    /// The port git over HTTPS reaches: the REST base's, else 443.
+    pub fn https_port(&self) -> u16 {
+        self.rest_base
+            .as_deref()
+            .and_then(|b| url::Url::parse(b).ok())
+            .and_then(|u| u.port())
+            .unwrap_or(443)
+    }
+}
+
 /// The pieces of a git URL this module reads.
 struct Parts {
     scheme: Scheme,
@@ -252,6 +263,56 @@ where
     best.map(|(i, _)| i)
 }
 
+/// Whether Go's `httpproxy` (Argo CD's `noProxy`, golang.org/x/net/http/httpproxy) reaches
+/// `host:port` without the proxy: `*`; IPs and CIDRs; `name` (and its subdomains), `.name` and
+/// `*.name` (subdomains only), each optionally with `:port`.
+pub fn go_no_proxy(list: &str, host: &str, port: u16) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let ip = host.parse::<std::net::IpAddr>().ok();
+    list.split(',')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty())
+        .any(|p| {
+            if p == "*" {
+                return true;
+            }
+            if let Ok(net) = p.parse::<ipnet::IpNet>() {
+                return ip.is_some_and(|ip| net.contains(&ip));
+            }
+            let (name, want) = split_port(&p);
+            let port_ok = want.is_none_or(|w| w == port);
+            if let Ok(pip) = name.parse::<std::net::IpAddr>() {
+                return ip == Some(pip) && port_ok;
+            }
+            if ip.is_some() || name.is_empty() {
+                return false;
+            }
+            let name = name.strip_prefix('*').unwrap_or(name);
+            let (suffix, exact) = match name.strip_prefix('.') {
+                Some(_) => (name.to_string(), false),
+                None => (format!(".{name}"), true),
+            };
+            (host.ends_with(&suffix) || (exact && host == suffix[1..])) && port_ok
+        })
+}
+
+/// `host:port` (`[v6]:port`) into its parts; a bare host keeps no port.
+fn split_port(p: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = p.strip_prefix('[') {
+        return match rest.split_once("]:") {
+            Some((h, port)) => (h, port.parse().ok()),
+            None => (rest.trim_end_matches(']'), None),
+        };
+    }
+    match p.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') => (h, port.parse().ok()),
+        _ => (p, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +463,24 @@ mod tests {
         );
         let tie = ["https://bitbucket.org/acme", "HTTPS://bitbucket.org/acme"];
         assert_eq!(longest_prefix("https://bitbucket.org/acme/x", tie), Some(0));
+    }
+
+    #[test]
+    fn no_proxy_is_read_as_go_reads_it() {
+        let bb = |list: &str| go_no_proxy(list, "bitbucket.org", 443);
+        assert!(
+            bb("bitbucket.org") && bb("BITBUCKET.ORG ,x") && bb("*") && bb("bitbucket.org:443")
+        );
+        // A leading dot or *. is subdomains only; another port does not match.
+        assert!(!bb(".bitbucket.org") && !bb("*.bitbucket.org") && !bb("bitbucket.org:8443"));
+        assert!(go_no_proxy(".bitbucket.org", "api.bitbucket.org", 443));
+        assert!(go_no_proxy("bitbucket.org", "api.bitbucket.org", 443));
+        assert!(!go_no_proxy("notbitbucket.org", "bitbucket.org", 443) && !bb("org.bitbucket"));
+        assert!(
+            go_no_proxy("10.0.0.0/8", "10.1.2.3", 443)
+                && go_no_proxy("10.1.2.3:443", "10.1.2.3", 443)
+        );
+        assert!(!go_no_proxy("10.0.0.0/8", "bitbucket.example.com", 443));
+        assert!(go_no_proxy("[::1]:443", "[::1]", 443) && !go_no_proxy("", "bitbucket.org", 443));
     }
 }
