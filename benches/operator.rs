@@ -339,26 +339,26 @@ async fn main() {
     }
 }
 
-async fn run(n: usize, shards: usize) -> Figures {
-    let mut fig = Figures::default();
-    println!(
-        "\n== {n} connections, {NAMESPACES} namespaces, {CREDENTIALS} credentials, {shards} shard(s), interval {INTERVAL_SECS}s =="
-    );
-    let cluster = Cluster::start(&format!("bench{n}x{shards}"));
+/// A control plane with bbconn's CRD, and the simulator serving [`fixture`].
+async fn start(name: &str) -> (Cluster, Client, Pki, bbconn_sim::Running) {
+    let cluster = Cluster::start(name);
     let admin = cluster.client().await;
     let pki = Pki::new();
     let sim = Simulator::start(Fixture::from_yaml(&fixture()).unwrap(), &pki)
         .await
         .unwrap();
+    let crd = common::cluster::repo().join("crds/bbconn.dev_bitbucketconnections.yaml");
+    apply(&admin, &std::fs::read_to_string(crd).unwrap()).await;
+    (cluster, admin, pki, sim)
+}
+
+async fn run(n: usize, shards: usize) -> Figures {
+    let mut fig = Figures::default();
+    println!(
+        "\n== {n} connections, {NAMESPACES} namespaces, {CREDENTIALS} credentials, {shards} shard(s), interval {INTERVAL_SECS}s =="
+    );
+    let (cluster, admin, pki, sim) = start(&format!("bench{n}x{shards}")).await;
     let port = sim.addr("dc").unwrap().port();
-    apply(
-        &admin,
-        &std::fs::read_to_string(
-            common::cluster::repo().join("crds/bbconn.dev_bitbucketconnections.yaml"),
-        )
-        .unwrap(),
-    )
-    .await;
     apply(&admin, &common::cluster::deploy_rbac()).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 

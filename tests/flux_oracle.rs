@@ -93,6 +93,36 @@ fn ready_of(status: Option<&serde_json::Value>) -> Option<(String, String, Strin
     Some((s("status"), s("reason"), s("message")))
 }
 
+/// bbconn's Ready verdict on the connection generated for GitRepository `name`, once it has
+/// one, and the (status, reason) of its condition `check`.
+async fn bbconn_verdict(
+    api: &Api<BitbucketConnection>,
+    name: &str,
+    check: &str,
+) -> ((String, String, String), Option<(String, String)>) {
+    eventually(WAIT, &format!("bbconn's verdict on {name}"), || async {
+        let c = api
+            .get(&format!("flux-{name}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = serde_json::to_value(&c.status).unwrap();
+        let found = status["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == check)
+            .map(|c| {
+                let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                (s("status"), s("reason"))
+            });
+        match (ready_of(Some(&status)), found) {
+            (Some(r), Some(f)) if r.0 != "Unknown" => Ok((r, Some(f))),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
 /// Flux's Ready verdict on a GitRepository, once it has one.
 async fn flux_verdict(repos: &Api<DynamicObject>, name: &str) -> (String, String, String) {
     eventually(WAIT, &format!("Flux's verdict on {name}"), || async {
@@ -277,28 +307,12 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
 
     for (name, check, cause) in failing {
         let flux = flux_verdict(&repos, name).await;
-        let ours = eventually(WAIT, &format!("bbconn's verdict on {name}"), || async {
-            let c = bbconn
-                .get(&format!("flux-{name}"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = serde_json::to_value(&c.status).unwrap();
-            let found = status["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|c| c["type"] == check)
-                .map(|c| (c["status"].clone(), c["reason"].clone()));
-            match (ready_of(Some(&status)), found) {
-                (Some(r), Some(f)) if r.0 != "Unknown" => Ok((r, f)),
-                other => Err(format!("{other:?}")),
-            }
-        })
-        .await;
+        let ours = bbconn_verdict(&bbconn, name, check).await;
+        let reason = ours.1.as_ref().map(|(_, r)| r.as_str());
         eprintln!("{name}: Flux {flux:?}; bbconn {ours:?}");
         assert_eq!(flux.0, "False", "{name}: Flux {flux:?}");
         assert_eq!(
-            (ours.0.0.as_str(), ours.1.1.as_str()),
+            (ours.0.0.as_str(), reason),
             ("False", Some(cause)),
             "{name}: bbconn {ours:?} while Flux said {flux:?}"
         );
@@ -307,18 +321,7 @@ async fn flux_and_bbconn_agree_on_discovered_connections() {
     // clones and says Ready, and so must bbconn.
     for name in ["healthy", "read-only", "https-healthy", "proxied"] {
         let flux = flux_verdict(&repos, name).await;
-        let ours = eventually(WAIT, &format!("bbconn's verdict on {name}"), || async {
-            let c = bbconn
-                .get(&format!("flux-{name}"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let status = serde_json::to_value(&c.status).unwrap();
-            match ready_of(Some(&status)) {
-                Some(r) if r.0 != "Unknown" => Ok(r),
-                other => Err(format!("{other:?}")),
-            }
-        })
-        .await;
+        let ours = bbconn_verdict(&bbconn, name, "Ready").await.0;
         eprintln!("{name}: Flux {flux:?}; bbconn {ours:?}");
         assert_eq!(flux.0, "True", "{name}: Flux {flux:?}");
         // What Flux stored is the simulator's commit on master.

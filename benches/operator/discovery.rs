@@ -9,13 +9,12 @@
 //! `argocd-tls-certs-cm`. The 50 tokens are the fixture's `bench-good-NNN` personal tokens.
 //! `BBCONN_BENCH_KEEP_LOG=FILE` keeps the operator's log of the last run there.
 
-use super::common::cluster::{self as control, Cluster, Operator, apply};
+use super::common::cluster::{self as control, Operator, apply};
 use super::{
     CREDENTIALS, INTERVAL_SECS, MEASURED_INTERVALS, NAMESPACES, ReadyCount, SETTLE_INTERVALS,
-    apiserver_requests, count_unchecked, ensure_namespace, fixture, is_ready, rss_kib,
+    apiserver_requests, count_unchecked, ensure_namespace, is_ready, rss_kib, start,
 };
 use bbconn::api::BitbucketConnection;
-use bbconn_sim::{Fixture, Pki, Simulator};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{
@@ -167,19 +166,9 @@ pub async fn run(n: usize) -> Figures {
     println!(
         "\n== discovery: {n} Flux GitRepositories ({NAMESPACES} namespaces) and {n} Argo CD repository Secrets, {CREDENTIALS} credentials =="
     );
-    let cluster = Cluster::start(&format!("bench-discovery{n}"));
-    let admin = cluster.client().await;
-    let pki = Pki::new();
-    let sim = Simulator::start(Fixture::from_yaml(&fixture()).unwrap(), &pki)
-        .await
-        .unwrap();
+    let (cluster, admin, pki, sim) = start(&format!("bench-discovery{n}")).await;
     let port = sim.addr("dc").unwrap().port();
     let repo = control::repo();
-    apply(
-        &admin,
-        &std::fs::read_to_string(repo.join("crds/bbconn.dev_bitbucketconnections.yaml")).unwrap(),
-    )
-    .await;
     for crd in consumer_crds(&repo) {
         apply(&admin, &crd).await;
     }

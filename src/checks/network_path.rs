@@ -131,6 +131,33 @@ pub fn egress_proxy_url(raw: &str) -> Result<url::Url, Finding> {
     })
 }
 
+/// spec.network.egressProxy's proxy: proxyUrl, else the one the consumer's Secret names
+/// (`secret_url`, or `secret_error`: why that Secret could not be read). `ssh`: the leg is git
+/// over SSH.
+pub fn egress_proxy(
+    e: &crate::api::EgressProxy,
+    secret_url: Option<&str>,
+    secret_error: Option<&Finding>,
+    ssh: bool,
+) -> Result<url::Url, Finding> {
+    let format = e.secret_ref.as_ref().and_then(|r| r.format);
+    if ssh && format == Some(crate::api::SecretFormat::ArgoCd) && e.proxy_url.is_none() {
+        // Argo CD's util/git/creds.go: ssh -o ProxyCommand='connect-proxy -S host:port -5 %h %p'.
+        return Err(Finding::new(
+            Cause::EgressProxyInvalid,
+            "Argo CD reaches git over SSH through its repository proxy as a SOCKS5 proxy, which bbconn cannot tunnel through",
+        ));
+    }
+    match (e.proxy_url.as_deref().or(secret_url), secret_error) {
+        (Some(u), _) => egress_proxy_url(u),
+        (None, Some(f)) => Err(f.clone()),
+        (None, None) => Err(Finding::new(
+            Cause::EgressProxyInvalid,
+            "spec.network.egressProxy has no proxyUrl, and no secretRef with a format (Flux, ArgoCD) that names the proxy",
+        )),
+    }
+}
+
 /// The path as it passed: where the host resolves, or which proxy reaches it.
 pub fn passed(host: &str, route: &Route) -> CheckResult {
     let message = match route {

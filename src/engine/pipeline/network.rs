@@ -3,10 +3,10 @@
 //! proxied path is proven by its tunnel, in the next step.
 
 use super::{Leg, Run, Step};
-use crate::api::{EgressProxy, Exposure, SecretFormat};
-use crate::catalogue::{Cause, Check};
+use crate::api::Exposure;
+use crate::catalogue::Check;
+use crate::checks::CheckResult;
 use crate::checks::network_path::{self, Resolution, Route};
-use crate::checks::{CheckResult, Finding};
 use crate::transport::ResolveError;
 
 /// Where the next step connects.
@@ -24,7 +24,14 @@ pub(super) async fn path(run: &Run<'_>, leg: &mut Leg<'_>) -> Step<Path> {
     // The egress proxy serves Public servers only: a Private one keeps its private endpoint.
     let egress = match (spec.exposure(), spec.egress_proxy()) {
         (Exposure::Private, _) => None,
-        (_, Some(e)) => Some(egress_url(run, e, o.url.scheme() == "ssh").map_err(npv)?),
+        (_, Some(e)) => {
+            let (url, error) = (
+                run.input.egress_url.as_deref(),
+                run.input.egress_auth.as_ref(),
+            );
+            let ssh = o.url.scheme() == "ssh";
+            Some(network_path::egress_proxy(e, url, error.err(), ssh).map_err(npv)?)
+        }
         (_, None) => env
             .net
             .egress_proxy
@@ -54,27 +61,5 @@ pub(super) async fn path(run: &Run<'_>, leg: &mut Leg<'_>) -> Step<Path> {
         Ok(route) => Ok((Path::Routed(route), Vec::new())),
         Err(Some(f)) => Err(npv(f)),
         Err(None) => Ok((Path::Unresolved(resolved.err()), Vec::new())),
-    }
-}
-
-/// spec.network.egressProxy's proxy: proxyUrl, else the one the consumer's Secret names.
-/// `ssh`: the leg is git over SSH.
-fn egress_url(run: &Run<'_>, e: &EgressProxy, ssh: bool) -> Result<url::Url, Finding> {
-    let input = run.input;
-    let argocd = e.secret_ref.as_ref().and_then(|r| r.format) == Some(SecretFormat::ArgoCd);
-    if ssh && argocd && e.proxy_url.is_none() {
-        // util/git/creds.go: ssh -o ProxyCommand='connect-proxy -S host:port -5 %h %p'.
-        return Err(Finding::new(
-            Cause::EgressProxyInvalid,
-            "Argo CD reaches git over SSH through its repository proxy as a SOCKS5 proxy, which bbconn cannot tunnel through",
-        ));
-    }
-    match (&e.proxy_url, &input.egress_url, &input.egress_auth) {
-        (Some(u), _, _) | (None, Some(u), _) => network_path::egress_proxy_url(u),
-        (None, None, Err(f)) => Err(f.clone()),
-        (None, None, Ok(_)) => Err(Finding::new(
-            Cause::EgressProxyInvalid,
-            "spec.network.egressProxy has no proxyUrl, and no secretRef with a format (Flux, ArgoCD) that names the proxy",
-        )),
     }
 }

@@ -444,33 +444,10 @@ mod apply_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{BitbucketConnectionSpec, Flavor};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
     fn desired() -> Desired {
-        Desired {
-            source: Source::Flux,
-            namespace: "flux-system".into(),
-            name: "flux-infra".into(),
-            owners: vec![Owner {
-                api_version: "source.toolkit.fluxcd.io/v1".into(),
-                kind: "GitRepository".into(),
-                name: "infra".into(),
-                uid: "u1".into(),
-            }],
-            spec: BitbucketConnectionSpec {
-                flavor: Flavor::Cloud,
-                url: None,
-                auth: None,
-                profiles: vec![],
-                requirements: None,
-                tls: None,
-                network: None,
-                git: None,
-                interval: None,
-                expiry_warning: None,
-            },
-        }
+        super::apply_tests::desired("infra")
     }
 
     #[test]

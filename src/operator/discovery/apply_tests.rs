@@ -91,7 +91,7 @@ async fn serve(fake: Arc<Mutex<Fake>>) -> Client {
     Client::try_from(config).unwrap()
 }
 
-fn desired(name: &str) -> Desired {
+pub(super) fn desired(name: &str) -> Desired {
     Desired {
         source: Source::Flux,
         namespace: "flux-system".into(),
